@@ -1,0 +1,31 @@
+"""Helpers shared by the chapters of The Deep Learning Rosetta Stone.
+
+The core modules (``mnist``, ``weights``, ``reference``, ``timing``, ``records``,
+``params``) import NumPy only. What is framework-specific lives in one small
+module per framework (``fw_torch``, ``fw_tensorflow``, ``fw_mxnet``,
+``fw_theano``), imported only by the chapter that needs it; the shims that let
+the retired frameworks import on a modern NumPy live in ``compat``.
+"""
+import os
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+
+def repo_root() -> Path:
+    """The book's root folder (where ``_toc.yml`` lies).
+
+    Found from ``ROSETTA_ROOT`` if set, else by walking up from the current
+    folder, else from this file's location (editable install).
+    """
+    env = os.environ.get("ROSETTA_ROOT")
+    if env:
+        return Path(env).resolve()
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / "_toc.yml").is_file() and (folder / "data").is_dir():
+                return folder
+    raise FileNotFoundError(
+        "cannot find the book's root folder (the one holding _toc.yml and data/): "
+        "run from inside the repository or set ROSETTA_ROOT"
+    )

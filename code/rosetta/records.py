@@ -1,0 +1,211 @@
+"""Result records: one JSON file per (framework, model, variant, device) run.
+
+:func:`write` puts a record in place atomically (a temporary file in the same
+folder, then a rename), so a run that dies half-way leaves the previous record
+or none, never half of one. :func:`load` turns every record into one row of a
+tidy pandas DataFrame for the comparison chapter.
+"""
+from datetime import datetime, timezone
+import json
+import os
+from pathlib import Path
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+SCHEMA = 1
+MODELS = ("two_layer", "lenet")
+REQUIRED = ("schema", "framework", "framework_version", "variant", "model", "device", "device_name",
+            "threads", "params", "losses", "parity", "timing", "memory", "python", "git_commit", "date")
+
+
+class RecordError(ValueError):
+    """A record that must not be written or cannot be read."""
+
+
+def default_dir() -> Path:
+    """Where this build's records go: ``ROSETTA_RECORDS``, else ``_build/records``."""
+    env = os.environ.get("ROSETTA_RECORDS")
+    if env:
+        return Path(env)
+    from . import repo_root
+    return repo_root() / "_build" / "records"
+
+
+def committed_dir() -> Path:
+    """Records kept in the repository (runs on machines the build does not have, e.g. GPUs)."""
+    from . import repo_root
+    return repo_root() / "data" / "records"
+
+
+def git_commit() -> str:
+    from . import repo_root
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=repo_root(),
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError, FileNotFoundError):
+        return "unknown"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def make(*, framework, framework_version, variant, model, device, device_name, threads, params,
+         losses, reference, tolerance, probe_summary, test_accuracy=None, extra=None) -> dict:
+    """Assemble a record; refuses a run whose losses are not finite (a diverged run is no result).
+
+    ``reference`` holds the NumPy reference's losses for the first steps; the
+    parity figure compares those steps of ``losses`` with it.
+    """
+    if model not in MODELS:
+        raise RecordError(f"model must be one of {MODELS}, got {model!r}")
+    losses = [float(v) for v in losses]
+    bad = [i for i, v in enumerate(losses) if not np.isfinite(v)]
+    if bad:
+        raise RecordError(f"{framework}/{model}/{variant}: loss is {losses[bad[0]]} at step {bad[0]}; the run "
+                          f"diverged (learning rate too high?) and is not recorded")
+    ref = np.asarray(reference, np.float64)
+    head = np.asarray(losses[:len(ref)], np.float64)
+    dev = np.abs(head - ref) / np.abs(ref)
+    rec = {
+        "schema": SCHEMA, "framework": framework, "framework_version": str(framework_version),
+        "variant": variant, "model": model, "device": device, "device_name": device_name,
+        "threads": int(threads), "params": dict(params), "losses": losses,
+        "parity": {"steps": int(len(ref)), "reference": [float(v) for v in ref], "tolerance": tolerance,
+                   "max_rel_dev": float(dev.max()), "rel_dev": [float(v) for v in dev],
+                   "passed": bool(dev.max() <= tolerance)},
+        **probe_summary,
+        "test_accuracy": None if test_accuracy is None else float(test_accuracy),
+        "extra": dict(extra or {}),
+        "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_name(),
+        "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return rec
+
+
+class Recorder:
+    """Writes a chapter's records: the fields every record of the chapter shares, given once."""
+
+    def __init__(self, *, framework, framework_version, device, device_name, threads, params, folder=None):
+        self.common = dict(framework=framework, framework_version=framework_version, device=device,
+                           device_name=device_name, threads=threads, params=params)
+        self.folder = folder
+        self.saved = []
+
+    def save(self, *, variant, model, losses, reference, tolerance, probe_summary, test_accuracy=None,
+             extra=None) -> dict:
+        """Write the record, then raise ``ParityError`` if the run left the reference's tolerance."""
+        from .reference import check
+        rec = make(variant=variant, model=model, losses=losses, reference=reference, tolerance=tolerance,
+                   probe_summary=probe_summary, test_accuracy=test_accuracy, extra=extra, **self.common)
+        write(rec, self.folder)
+        self.saved.append(rec)
+        check(rec["losses"][:rec["parity"]["steps"]], reference, tolerance,
+              f"{rec['framework']} {model} {variant}")
+        return rec
+
+    def table(self):
+        return summarize(self.saved)
+
+
+def summarize(recs):
+    """One line per record: what a reader compares first."""
+    import pandas as pd
+    rows = []
+    for r in recs:
+        t, m = r["timing"], r["memory"]
+        rows.append({
+            "model": r["model"], "variant": r["variant"], "device": r["device"],
+            "step median (ms)": 1e3 * t["median_s"], "step IQR (ms)": 1e3 * t["iqr_s"],
+            "first step (ms)": 1e3 * t["first_step_s"],
+            "peak RSS increase (MiB)": None if m["rss_increase_bytes"] is None else m["rss_increase_bytes"] / 2**20,
+            "max rel. deviation": r["parity"]["max_rel_dev"],
+            "test accuracy (%)": None if r["test_accuracy"] is None else 100 * r["test_accuracy"],
+        })
+    return pd.DataFrame(rows)
+
+
+def filename(rec: dict) -> str:
+    parts = (rec["framework"], rec["model"], rec["variant"], rec["device"])
+    return "--".join(re.sub(r"[^A-Za-z0-9_.-]+", "-", str(p)) for p in parts) + ".json"
+
+
+def write(rec: dict, folder=None) -> Path:
+    """Write ``rec`` atomically into ``folder``; returns its path."""
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        raise RecordError(f"record lacks {missing}; build it with records.make()")
+    folder = Path(folder) if folder is not None else default_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename(rec)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name, suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(rec, f, indent=1, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read(path) -> dict:
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RecordError(f"cannot read record {path}: {err}; delete it and re-run its chapter") from None
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        raise RecordError(f"record {path} lacks {missing}; delete it and re-run its chapter")
+    return rec
+
+
+def load(*folders):
+    """All records under ``folders`` as a DataFrame, one row per record.
+
+    Nested fields are flattened (``timing.median_s``, ``memory.peak_rss_bytes``,
+    ``parity.max_rel_dev``, ``params.batch_size``...); list fields stay lists.
+    A record found in several folders is taken from the first.
+    """
+    import pandas as pd
+    folders = folders or (default_dir(), committed_dir())
+    rows, seen = [], set()
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*.json")) if Path(folder).is_dir() else []:
+            if path.name in seen:
+                continue
+            seen.add(path.name)
+            rec = read(path)
+            row = pd.json_normalize(rec, max_level=1).iloc[0].to_dict()
+            row["source"] = str(path)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def losses_long(df):
+    """Per-step losses of every record in long form: one row per (record, step)."""
+    import pandas as pd
+    keys = ["framework", "variant", "model", "device"]
+    parts = []
+    for _, row in df.iterrows():
+        n = len(row["losses"])
+        ref = list(row["parity.reference"]) + [np.nan] * (n - len(row["parity.reference"]))
+        part = pd.DataFrame({"step": np.arange(n), "loss": row["losses"], "reference": ref})
+        for k in keys:
+            part[k] = row[k]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=keys + ["step", "loss", "reference"])

@@ -1,0 +1,161 @@
+"""The NumPy reference every chapter is checked against, in float64.
+
+The 2-layer net is the classic one: ``loss = sum((relu(x @ w1) @ w2 - y) ** 2)``
+trained by plain SGD. LeNet is conv(20, 5x5) -> max-pool 2 -> conv(50, 5x5) ->
+max-pool 2 -> dense 500 -> ReLU -> dense 10, with mean softmax cross-entropy,
+trained by SGD with momentum in the form ``v = mu * v + g; w -= lr * v``
+(frameworks that write ``v = mu * v - lr * g; w += v`` take the same steps for a
+constant learning rate). Max-pooling sends the gradient to the first maximum of
+each window in row-major order, as the frameworks do.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+class ParityError(AssertionError):
+    """A framework's losses left the reference's tolerance."""
+
+
+# ---------------------------------------------------------------- 2-layer net
+
+def two_layer_loss_and_grads(x, y, w1, w2):
+    h = x @ w1
+    h_relu = np.maximum(h, 0)
+    y_pred = h_relu @ w2
+    diff = y_pred - y
+    loss = float(np.sum(diff ** 2))
+    grad_y_pred = 2.0 * diff
+    grad_w2 = h_relu.T @ grad_y_pred
+    grad_h = (grad_y_pred @ w2.T) * (h > 0)
+    grad_w1 = x.T @ grad_h
+    return loss, grad_w1, grad_w2
+
+
+def two_layer_losses(x, y, w1, w2, lr: float, steps: int) -> np.ndarray:
+    """Loss at each of ``steps`` SGD steps (the loss of the forward pass before the update)."""
+    x, y, w1, w2 = (np.asarray(a, np.float64).copy() for a in (x, y, w1, w2))
+    losses = np.empty(steps)
+    for t in range(steps):
+        losses[t], g1, g2 = two_layer_loss_and_grads(x, y, w1, w2)
+        w1 -= lr * g1
+        w2 -= lr * g2
+    return losses
+
+
+# ---------------------------------------------------------------------- LeNet
+
+def conv_forward(x, w, b):
+    """Valid, stride-1 convolution (cross-correlation) of NCHW ``x`` with OIHW ``w``."""
+    o, c, k, _ = w.shape
+    n, _, hh, ww = x.shape
+    ho, wo = hh - k + 1, ww - k + 1
+    cols = sliding_window_view(x, (k, k), axis=(2, 3))  # N, C, Ho, Wo, k, k
+    cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k)
+    out = cols @ w.reshape(o, -1).T + b
+    return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2), cols
+
+
+def conv_backward(dout, cols, x_shape, w, need_dx=True):
+    o, c, k, _ = w.shape
+    n, _, ho, wo = dout.shape
+    dmat = dout.transpose(0, 2, 3, 1).reshape(-1, o)
+    dw = (dmat.T @ cols).reshape(w.shape)
+    db = dmat.sum(axis=0)
+    if not need_dx:
+        return None, dw, db
+    dcols = (dmat @ w.reshape(o, -1)).reshape(n, ho, wo, c, k, k)
+    dx = np.zeros(x_shape)
+    for i in range(k):
+        for j in range(k):
+            dx[:, :, i:i + ho, j:j + wo] += dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return dx, dw, db
+
+
+def pool_forward(x):
+    """2x2 max-pooling, stride 2; also returns which element of each window won."""
+    n, c, hh, ww = x.shape
+    win = x.reshape(n, c, hh // 2, 2, ww // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, hh // 2, ww // 2, 4)
+    arg = win.argmax(axis=-1)
+    return np.take_along_axis(win, arg[..., None], axis=-1)[..., 0], arg
+
+
+def pool_backward(dout, arg):
+    n, c, ho, wo = dout.shape
+    dwin = np.zeros((n, c, ho, wo, 4))
+    np.put_along_axis(dwin, arg[..., None], dout[..., None], axis=-1)
+    return dwin.reshape(n, c, ho, wo, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho * 2, wo * 2)
+
+
+def lenet_logits(p, x):
+    """Forward pass only (for accuracy); ``p`` in canonical layout."""
+    a1, _ = conv_forward(x, p["conv1_w"], p["conv1_b"])
+    p1, _ = pool_forward(a1)
+    a2, _ = conv_forward(p1, p["conv2_w"], p["conv2_b"])
+    p2, _ = pool_forward(a2)
+    h = np.maximum(p2.reshape(len(x), -1) @ p["fc1_w"] + p["fc1_b"], 0)
+    return h @ p["fc2_w"] + p["fc2_b"]
+
+
+def lenet_loss_and_grads(p, x, y):
+    """Mean softmax cross-entropy of a batch and its gradient for every parameter."""
+    n = len(x)
+    a1, cols1 = conv_forward(x, p["conv1_w"], p["conv1_b"])
+    p1, arg1 = pool_forward(a1)
+    a2, cols2 = conv_forward(p1, p["conv2_w"], p["conv2_b"])
+    p2, arg2 = pool_forward(a2)
+    flat = p2.reshape(n, -1)
+    h_pre = flat @ p["fc1_w"] + p["fc1_b"]
+    h = np.maximum(h_pre, 0)
+    z = h @ p["fc2_w"] + p["fc2_b"]
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    loss = float(-logp[np.arange(n), y].mean())
+
+    dz = np.exp(logp)
+    dz[np.arange(n), y] -= 1.0
+    dz /= n
+    g = {"fc2_w": h.T @ dz, "fc2_b": dz.sum(0)}
+    dh = (dz @ p["fc2_w"].T) * (h_pre > 0)
+    g["fc1_w"], g["fc1_b"] = flat.T @ dh, dh.sum(0)
+    dp2 = (dh @ p["fc1_w"].T).reshape(p2.shape)
+    da2 = pool_backward(dp2, arg2)
+    dp1, g["conv2_w"], g["conv2_b"] = conv_backward(da2, cols2, p1.shape, p["conv2_w"])
+    da1 = pool_backward(dp1, arg1)
+    _, g["conv1_w"], g["conv1_b"] = conv_backward(da1, cols1, x.shape, p["conv1_w"], need_dx=False)
+    return loss, g
+
+
+def lenet_losses(params: dict, batches, lr: float, momentum: float) -> np.ndarray:
+    """Per-step losses of SGD-momentum over ``batches`` (an iterable of (x, y))."""
+    p = {k: np.asarray(v, np.float64).copy() for k, v in params.items()}
+    vel = {k: np.zeros_like(v) for k, v in p.items()}
+    losses = []
+    for xb, yb in batches:
+        loss, g = lenet_loss_and_grads(p, np.asarray(xb, np.float64), np.asarray(yb))
+        for k in p:
+            vel[k] = momentum * vel[k] + g[k]
+            p[k] -= lr * vel[k]
+        losses.append(loss)
+    return np.array(losses)
+
+
+# --------------------------------------------------------------------- parity
+
+def max_rel_dev(losses, ref) -> float:
+    """Largest relative deviation ``|loss - ref| / |ref|`` over the common steps."""
+    losses, ref = np.asarray(losses, np.float64), np.asarray(ref, np.float64)
+    if losses.shape != ref.shape:
+        raise ParityError(f"the run has {losses.shape} losses but the reference has {ref.shape}")
+    if not np.all(np.isfinite(losses)):
+        raise ParityError(f"non-finite loss at step {int(np.argmin(np.isfinite(losses)))}")
+    return float(np.max(np.abs(losses - ref) / np.abs(ref)))
+
+
+def check(losses, ref, tol: float, what: str = "run") -> float:
+    """Raise :class:`ParityError` if ``losses`` deviate from ``ref`` by more than ``tol`` (relative)."""
+    dev = max_rel_dev(losses, ref)
+    if not dev <= tol:
+        step = int(np.argmax(np.abs(np.asarray(losses) - ref) / np.abs(ref)))
+        raise ParityError(f"{what}: losses deviate from the NumPy reference by {dev:.3g} (relative) at "
+                          f"step {step}, more than the tolerance {tol:g}")
+    return dev
