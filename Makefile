@@ -1,0 +1,38 @@
+# The two commands of the README:
+#   make book   set everything up, execute every chapter, build the HTML (_build/html/index.html)
+#   make test   set everything up, run the tests
+# Options: make book QUICK=1 (quick mode, what CI runs); PYTHON=python3.11 (the interpreter to use).
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.rosetta-installed
+
+.PHONY: book test env system-deps clean
+
+book: env
+	$(BIN)/rosetta-build $(if $(QUICK),--quick)
+
+test: env
+	$(BIN)/python -m pytest tests
+
+env: $(STAMP) node_modules/.package-lock.json
+
+# Debian packages the chapters link against (OpenBLAS for Theano); skipped where they are present.
+system-deps:
+	@dpkg -s libopenblas-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libopenblas-dev; }
+
+$(STAMP): requirements.txt code/pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e code
+	$(BIN)/python -m pip check
+	$(BIN)/python -m ipykernel install --sys-prefix --name rosetta --display-name "Python 3 (rosetta)"
+	touch $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+clean:
+	rm -rf _build

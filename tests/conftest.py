@@ -1,0 +1,43 @@
+"""Shared fixtures: the quick-mode book, built once per test session."""
+import os
+from pathlib import Path
+
+import pytest
+
+from rosetta import build, records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class QuickBook:
+    """The result of one quick build: executed chapters, their records, the HTML."""
+
+    def __init__(self, build_dir: Path, results, with_html: bool):
+        self.build_dir = build_dir
+        self.html = build_dir / "html" if with_html else None
+        self.results = {r.name: r for r in results}
+
+    def chapter(self, name):
+        if name not in self.results:
+            pytest.skip(f"chapter {name} not selected by ROSETTA_TEST_CHAPTERS")
+        return self.results[name]
+
+    def records(self, name) -> dict:
+        """The chapter's records keyed by (model, variant); fails with the chapter's own error."""
+        res = self.chapter(name)
+        assert res.ok, f"chapter {name} failed in quick mode: {res.error} (see {res.notebook})"
+        recs = [records.read(p) for p in res.records]
+        return {(r["model"], r["variant"]): r for r in recs}
+
+
+@pytest.fixture(scope="session")
+def quick_book(tmp_path_factory):
+    """Every chapter executed in quick mode and the HTML built, in a temporary _build folder.
+
+    ROSETTA_TEST_CHAPTERS=pytorch,tensorflow limits it to those chapters (no HTML then):
+    for developing one chapter. CI leaves it unset.
+    """
+    only = [c for c in os.environ.get("ROSETTA_TEST_CHAPTERS", "").split(",") if c]
+    build_dir = tmp_path_factory.mktemp("book") / "_build"
+    results = build.build(ROOT, build_dir, quick=True, only=only, html=not only)
+    return QuickBook(build_dir, results, with_html=not only)
