@@ -24,7 +24,6 @@ system-deps:
 
 $(STAMP): requirements.txt code/pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e code
 	$(BIN)/python -m pip check
