@@ -182,7 +182,7 @@ def stage_book(root: Path, build_dir: Path) -> Path:
     mathjax = root / MATHJAX
     if not (mathjax / "tex-chtml.js").is_file():
         raise BuildError(f"MathJax is missing at {mathjax}; run `make env` (it installs it with npm ci)")
-    shutil.copytree(mathjax, book / "_static" / "mathjax")
+    shutil.copytree(mathjax, book / "_vendor" / "mathjax")
     return book
 
 

@@ -1,0 +1,70 @@
+"""Records: complete, atomic, refused when garbage, loadable as a table."""
+import json
+
+import numpy as np
+import pytest
+
+from rosetta import records, timing
+from rosetta.records import RecordError
+
+
+def sample(**over):
+    with timing.Probe(warmup=1) as probe:
+        for _ in range(3):
+            with probe.step():
+                pass
+    kw = dict(framework="numpy", framework_version="1", variant="v", model="two_layer", device="cpu",
+              device_name="cpu", threads=2, params={"seed": 0}, losses=[3.0, 2.0, 1.0],
+              reference=[3.0, 2.0], tolerance=1e-4, probe_summary=probe.summary())
+    kw.update(over)
+    return records.make(**kw)
+
+
+def test_record_has_every_field_and_parity(tmp_path):
+    rec = sample(losses=[3.0, 2.001, 1.0])
+    path = records.write(rec, tmp_path)
+    back = records.read(path)
+    for key in records.REQUIRED:
+        assert key in back
+    assert back["parity"]["steps"] == 2 and not back["parity"]["passed"]
+    assert back["parity"]["max_rel_dev"] == pytest.approx(5e-4)
+    assert path.name == "numpy--two_layer--v--cpu.json"
+
+
+def test_crash_mid_write_leaves_old_record_and_no_partial_file(tmp_path, monkeypatch):
+    first = records.write(sample(), tmp_path)
+    before = first.read_text()
+
+    def dump_half_then_die(obj, f, **kw):
+        f.write(json.dumps(obj)[:50])
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(records.json, "dump", dump_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        records.write(sample(losses=[9.0, 9.0, 9.0]), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]
+    assert first.read_text() == before
+
+
+def test_diverged_run_is_not_recorded():
+    with pytest.raises(RecordError, match="loss is nan at step 1; the run diverged"):
+        sample(losses=[1.0, float("nan"), 1.0])
+
+
+def test_incomplete_or_corrupt_records_are_refused(tmp_path):
+    with pytest.raises(RecordError, match="lacks"):
+        records.write({"framework": "x"}, tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(RecordError, match="cannot read record .*bad.json.*re-run its chapter"):
+        records.read(bad)
+
+
+def test_load_makes_a_tidy_table(tmp_path):
+    records.write(sample(variant="a"), tmp_path / "one")
+    records.write(sample(variant="b", model="lenet", test_accuracy=0.9), tmp_path / "two")
+    df = records.load(tmp_path)
+    assert sorted(df["variant"]) == ["a", "b"]
+    assert {"timing.median_s", "memory.peak_rss_bytes", "parity.max_rel_dev", "params.seed"} <= set(df.columns)
+    long = records.losses_long(df)
+    assert len(long) == 6 and np.isnan(long["reference"]).sum() == 2

@@ -1,0 +1,65 @@
+"""The NumPy reference: gradients match finite differences; training reduces the loss."""
+import numpy as np
+import pytest
+
+from rosetta import reference as R, weights
+
+
+def numeric_grad(f, arr, idx, eps=1e-6):
+    old = arr[idx]
+    arr[idx] = old + eps
+    plus = f()
+    arr[idx] = old - eps
+    minus = f()
+    arr[idx] = old
+    return (plus - minus) / (2 * eps)
+
+
+def test_two_layer_gradients_match_finite_differences():
+    x, y, w1, w2 = (a.astype(np.float64)[:8] if a.shape[0] == 64 else a.astype(np.float64)
+                    for a in weights.two_layer(0))
+    _, g1, g2 = R.two_layer_loss_and_grads(x, y, w1, w2)
+    rng = np.random.default_rng(0)
+    for w, g in ((w1, g1), (w2, g2)):
+        for _ in range(5):
+            idx = tuple(rng.integers(0, s) for s in w.shape)
+            num = numeric_grad(lambda: R.two_layer_loss_and_grads(x, y, w1, w2)[0], w, idx, 1e-4)
+            assert num == pytest.approx(g[idx], rel=1e-5, abs=1e-3)
+
+
+def test_lenet_gradients_match_finite_differences():
+    rng = np.random.default_rng(1)
+    p = {k: v.astype(np.float64) for k, v in weights.lenet(0).items()}
+    for k in p:  # non-zero biases so their gradients are tested in general position
+        if k.endswith("_b"):
+            p[k] = 0.1 * rng.standard_normal(p[k].shape)
+    x = rng.standard_normal((3, 1, 28, 28))
+    y = np.array([1, 7, 3])
+    _, g = R.lenet_loss_and_grads(p, x, y)
+    for name in p:
+        for _ in range(3):
+            idx = tuple(rng.integers(0, s) for s in p[name].shape)
+            num = numeric_grad(lambda: R.lenet_loss_and_grads(p, x, y)[0], p[name], idx)
+            assert num == pytest.approx(g[name][idx], rel=1e-4, abs=1e-8), name
+
+
+def test_max_pool_routes_ties_to_the_first_maximum():
+    x = np.zeros((1, 1, 2, 2))
+    out, arg = R.pool_forward(x)
+    assert out.item() == 0 and arg.item() == 0
+    back = R.pool_backward(np.ones((1, 1, 1, 1)), arg)
+    assert back.tolist() == [[[[1, 0], [0, 0]]]]
+
+
+def test_two_layer_training_reduces_the_loss():
+    losses = R.two_layer_losses(*weights.two_layer(0), lr=1e-6, steps=50)
+    assert losses[-1] < 1e-2 * losses[0]
+
+
+def test_parity_check_has_teeth():
+    ref = np.array([2.0, 1.0, 0.5])
+    assert R.check(ref * (1 + 5e-5), ref, 1e-4) < 1e-4
+    with pytest.raises(R.ParityError, match="deviate .* at step 2"):
+        R.check(ref * np.array([1, 1, 1.01]), ref, 1e-4)
+    with pytest.raises(R.ParityError, match="non-finite loss at step 1"):
+        R.check([2.0, np.nan, 0.5], ref, 1e-4)
