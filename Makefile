@@ -10,13 +10,19 @@ STAMP  := $(VENV)/.rosetta-installed
 
 .PHONY: book test env system-deps clean
 
+# Chapters that need an environment of their own (another Python or NumPy) describe it in
+# envs/<name>.mk: a rule that builds it and registers its Jupyter kernel, and a line
+# `EXTRA_ENVS += <the rule's target>`.
+EXTRA_ENVS :=
+-include envs/*.mk
+
 book: env
 	$(BIN)/rosetta-build $(if $(QUICK),--quick)
 
 test: env
 	$(BIN)/python -m pytest tests
 
-env: $(STAMP) node_modules/.package-lock.json
+env: $(STAMP) node_modules/.package-lock.json $(EXTRA_ENVS)
 
 # Debian packages the chapters link against (OpenBLAS for Theano); skipped where they are present.
 system-deps:
