@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.rosetta-installed
 
-.PHONY: book test env system-deps clean
+.PHONY: book test env system-deps notebooks clean
 
 # Chapters that need an environment of their own (another Python or NumPy) describe it in
 # envs/<name>.mk: a rule that builds it and registers its Jupyter kernel, and a line
@@ -38,6 +38,10 @@ $(STAMP): requirements.txt code/pyproject.toml | system-deps
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+# Regenerate the Colab copies in notebooks/ after editing a chapter (a test checks they match).
+notebooks: env
+	$(BIN)/python -m rosetta.notebooks
 
 clean:
 	rm -rf _build

@@ -15,6 +15,8 @@ It exits non-zero, naming each failed chapter and its error, if any chapter fail
 """
 import argparse
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+import json
 import os
 from pathlib import Path
 import shutil
@@ -159,6 +161,27 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
     return ChapterResult(name, True, seconds, notebook=out, records=sorted(final.glob("*.json")))
 
 
+def update_report(build_dir: Path, res: ChapterResult, kernel: str, parameters: dict) -> Path:
+    """Add one chapter's outcome to ``run_report.json`` (kept for the chapters not run this time)."""
+    path = build_dir / "run_report.json"
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    report[res.name] = {
+        "ok": res.ok, "seconds": round(res.seconds, 2), "error": res.error, "kernel": kernel,
+        "parameters": parameters, "records": len(res.records),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = path.with_name(".run_report.json.tmp")
+    tmp.write_text(json.dumps(report, indent=1, sort_keys=True))
+    tmp.replace(path)
+    return path
+
+
+def read_report(build_dir: Path) -> dict:
+    """The last outcome of every chapter executed into ``build_dir``."""
+    path = Path(build_dir) / "run_report.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 # ---------------------------------------------------------------------- HTML
 
 def stage_book(root: Path, build_dir: Path) -> Path:
@@ -223,6 +246,7 @@ def build(root: Path, build_dir: Path, quick=False, only=(), parameters=None, ht
     for i, name in enumerate(selected, 1):
         log(f"[{i}/{len(selected)}] {name}: executing ...", flush=True)
         res = run_chapter(name, params, build_dir, root, kernels[name], timeout)
+        update_report(build_dir, res, kernels[name], params)
         results.append(res)
         status = "ok" if res.ok else f"FAILED: {res.error}"
         log(f"[{i}/{len(selected)}] {name}: {status} ({res.seconds:.1f} s, {len(res.records)} records)", flush=True)
