@@ -24,9 +24,12 @@ test: env
 
 env: $(STAMP) node_modules/.package-lock.json $(EXTRA_ENVS)
 
-# Debian packages the chapters link against (OpenBLAS for Theano); skipped where they are present.
+# Debian packages: OpenBLAS (Theano links it) and Chromium (the browser test reads the book
+# in it); skipped where they are present.
+SYSTEM_PACKAGES := libopenblas-dev chromium
 system-deps:
-	@dpkg -s libopenblas-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libopenblas-dev; }
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); }
 
 $(STAMP): requirements.txt code/pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)

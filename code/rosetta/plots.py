@@ -1,10 +1,11 @@
-"""Figures the chapters share (seaborn on matplotlib)."""
-import matplotlib
+"""Figures the chapters share (seaborn on matplotlib).
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+The backend is left alone: in a notebook it is the inline one, whose PNG the book shows
+(glued figures need it); elsewhere matplotlib picks a non-interactive one by itself.
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
 sns.set_theme(context="notebook", style="whitegrid")
 
