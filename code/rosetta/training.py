@@ -6,6 +6,7 @@ both the shared batches in the shared order, times every step, and stops at
 once if the loss stops being finite.
 """
 import math
+import os
 
 from . import mnist, weights
 
@@ -45,17 +46,27 @@ def parity_batches(x, y, cfg, steps: int):
     return [(x[i], y[i]) for i in idx]
 
 
+def progress(total: int, what: str):
+    """A progress bar for someone running a chapter by hand; none when the build runs it
+    (the rendered book stays quiet, and the build prints its own progress per chapter)."""
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=what, leave=False, disable="ROSETTA_BUILD" in os.environ)
+
+
 def fit(step, evaluate, data, cfg, probe, what: str = "run") -> dict:
     """Train for ``cfg.epochs`` epochs; returns losses, per-epoch test accuracy and training seconds."""
     x_train, y_train, x_test, y_test = data
     losses, accuracy, seconds = [], [], []
-    for epoch in range(cfg.epochs):
-        for idx in weights.batch_indices(cfg.seed, epoch, len(x_train), cfg.batch_size):
-            xb, yb = x_train[idx], y_train[idx]
-            with probe.step():
-                loss = step(xb, yb)
-            losses.append(_finite(loss, len(losses), what))
-        seconds.append(float(sum(probe.times)))
-        accuracy.append(float(evaluate(x_test, y_test)))
+    per_epoch = len(x_train) // cfg.batch_size
+    with progress(cfg.epochs * per_epoch, what) as bar:
+        for epoch in range(cfg.epochs):
+            for idx in weights.batch_indices(cfg.seed, epoch, len(x_train), cfg.batch_size):
+                xb, yb = x_train[idx], y_train[idx]
+                with probe.step():
+                    loss = step(xb, yb)
+                losses.append(_finite(loss, len(losses), what))
+                bar.update()
+            seconds.append(float(sum(probe.times)))
+            accuracy.append(float(evaluate(x_test, y_test)))
     return {"losses": losses, "epoch_accuracy": accuracy, "epoch_end_train_s": seconds,
             "test_accuracy": accuracy[-1]}
