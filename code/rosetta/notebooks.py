@@ -13,12 +13,14 @@ import yaml
 FOLDER = Path("notebooks")
 
 COLAB_CELL = '''\
-# On Colab only: fetch the book (helper package `rosetta`, MNIST) and make it importable.
-# Elsewhere this cell does nothing: the book's own environment already has both.
+# On Colab only: fetch the book (helper package `rosetta`, MNIST) and make it importable,
+# and install myst-nb (its `glue` hands the numbers to the book). Elsewhere this cell does
+# nothing: the book's own environment already has all three.
 import os, subprocess, sys
 if "google.colab" in sys.modules:
     if not os.path.isdir("/content/rosetta"):
         subprocess.run(["git", "clone", "--depth", "1", "{url}", "/content/rosetta"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "myst-nb"], check=True)
     sys.path.insert(0, "/content/rosetta/code")
     os.environ["ROSETTA_ROOT"] = "/content/rosetta"
 '''

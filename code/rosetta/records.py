@@ -18,7 +18,7 @@ import tempfile
 import numpy as np
 
 SCHEMA = 1
-MODELS = ("two_layer", "lenet")
+MODELS = ("two_layer", "lenet", "lenet_dp")     # lenet_dp: LeNet trained data-parallel (scaling chapter)
 REQUIRED = ("schema", "framework", "framework_version", "variant", "model", "device", "device_name",
             "threads", "params", "losses", "parity", "timing", "memory", "python", "git_commit", "date")
 

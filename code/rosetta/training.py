@@ -49,7 +49,11 @@ def parity_batches(x, y, cfg, steps: int):
 def progress(total: int, what: str):
     """A progress bar for someone running a chapter by hand; none when the build runs it
     (the rendered book stays quiet, and the build prints its own progress per chapter)."""
-    from tqdm.auto import tqdm
+    import warnings
+    with warnings.catch_warnings():
+        # in a kernel without ipywidgets, tqdm.auto warns once (into the rendered book) and uses text bars
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from tqdm.auto import tqdm
     return tqdm(total=total, desc=what, leave=False, disable="ROSETTA_BUILD" in os.environ)
 
 

@@ -1,0 +1,337 @@
+"""The comparison chapter's tables, computed from the records of the framework chapters.
+
+:func:`load` reads every record of a build (``_build/records/<chapter>/``) and the records
+kept in the repository (``data/records/``, GPU runs); every other function turns that
+DataFrame into one table. A framework without records is reported by :func:`missing`, and
+every table is simply shorter without it: nothing here fails because a chapter did not run.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import flops, records, weights
+
+FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "theano")
+NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "mxnet": "MXNet", "theano": "Theano"}
+MODELS = ("two_layer", "lenet")
+MODEL_NAMES = {"two_layer": "2-layer net", "lenet": "LeNet"}
+NOT_RECORD_CHAPTERS = ("comparison", "status")        # pages whose folders hold no framework records
+ONE_OFF_HINTS = ("compile", "trace", "build", "hybrid", "export")
+TARGET_ACCURACY = 0.99
+MIB = 2 ** 20
+
+
+def build_dir() -> Path:
+    """The running build's folder (``ROSETTA_BUILD``), else ``<repository>/_build``."""
+    from . import repo_root
+    env = os.environ.get("ROSETTA_BUILD")
+    return Path(env) if env else repo_root() / "_build"
+
+
+def record_folders(build=None, committed=None) -> list:
+    """This build's chapter record folders, then the committed records' folder."""
+    build = Path(build) if build is not None else build_dir()
+    root = build / "records"
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in NOT_RECORD_CHAPTERS] \
+        if root.is_dir() else []
+    committed = Path(committed) if committed is not None else records.committed_dir()
+    return folders + ([committed] if committed.is_dir() else [])
+
+
+def load(build=None, committed=None, folders=None) -> pd.DataFrame:
+    """Every record as one row (see :func:`rosetta.records.load`), with where it came from and labels.
+
+    Only the book's two shared models are kept (a chapter's own experiments, such as data-parallel
+    LeNet, are compared in that chapter). ``folders`` replaces the default folders (this build's chapters, then ``data/records``).
+    Added columns: ``origin`` ("this build" or "committed"), ``chapter`` (the folder the record
+    was in), ``name`` (the framework's name) and ``label`` ("<Framework> <variant>"). A record of
+    this build shadows a committed one of the same framework, model, variant and device.
+    """
+    committed = Path(committed) if committed is not None else records.committed_dir()
+    folders = [Path(f) for f in folders] if folders else record_folders(build, committed)
+    df = records.load(*folders) if folders else pd.DataFrame()
+    if df.empty:
+        return pd.DataFrame(columns=["framework", "variant", "model", "device", "origin", "chapter", "label", "name"])
+    df = df[df["framework"].isin(FRAMEWORKS) & df["model"].isin(MODELS)].copy()   # the two shared models
+    df["origin"] = ["committed" if committed.resolve() in Path(s).resolve().parents else "this build"
+                    for s in df["source"]]
+    df["chapter"] = [Path(s).parent.name for s in df["source"]]
+    df["name"] = df["framework"].map(NAMES)
+    df["label"] = df["name"] + " " + df["variant"] + np.where(
+        df["chapter"].isin(FRAMEWORKS) | (df["origin"] == "committed"), "", " [" + df["chapter"] + "]")
+    order = {f: i for i, f in enumerate(FRAMEWORKS)}
+    df["_order"] = df["framework"].map(order)
+    return df.sort_values(["_order", "model", "variant", "device"]).drop(columns="_order").reset_index(drop=True)
+
+
+def missing(df, expected=FRAMEWORKS) -> list:
+    """The frameworks of ``expected`` that have no record at all."""
+    found = set(df["framework"]) if len(df) else set()
+    return [f for f in expected if f not in found]
+
+
+def missing_cells(df) -> list:
+    """(framework, model) pairs without a record, for the frameworks that have some."""
+    have = set(zip(df["framework"], df["model"])) if len(df) else set()
+    return [(f, m) for f in FRAMEWORKS if f not in missing(df) for m in MODELS if (f, m) not in have]
+
+
+def coverage(df) -> pd.DataFrame:
+    """Per framework: version, devices, number of variants per model, quick or full runs, where from."""
+    rows = []
+    for fw in FRAMEWORKS:
+        part = df[df["framework"] == fw] if len(df) else df
+        row = {"framework": NAMES[fw]}
+        if part.empty:
+            row.update({"version": "no records", "devices": "", "2-layer variants": 0, "LeNet variants": 0,
+                        "runs": "", "records from": ""})
+        else:
+            row.update({
+                "version": ", ".join(sorted(set(part["framework_version"]))),
+                "devices": ", ".join(sorted(set(part["device"]))),
+                "2-layer variants": int((part["model"] == "two_layer").sum()),
+                "LeNet variants": int((part["model"] == "lenet").sum()),
+                "runs": ", ".join(sorted({"quick" if q else "full" for q in part["params.quick"]})),
+                "records from": ", ".join(sorted(set(part["origin"]))),
+            })
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------- parity
+
+def parity_table(df) -> pd.DataFrame:
+    """Largest relative deviation from the NumPy reference, per run."""
+    cols = ["framework", "model", "variant", "device", "steps checked", "max rel. deviation", "tolerance", "passed"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    out = pd.DataFrame({
+        "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
+        "device": df["device"], "steps checked": df["parity.steps"].astype(int),
+        "max rel. deviation": df["parity.max_rel_dev"], "tolerance": df["parity.tolerance"],
+        "passed": df["parity.passed"].astype(bool)})
+    return out[cols].reset_index(drop=True)
+
+
+def parity_long(df) -> pd.DataFrame:
+    """The checked steps of every run in long form: loss, reference and relative deviation per step."""
+    if df.empty:
+        return pd.DataFrame(columns=["framework", "variant", "model", "device", "label", "step", "loss",
+                                     "reference", "rel_dev"])
+    long = records.losses_long(df)
+    long = long[long["reference"].notna()].copy()
+    long["rel_dev"] = (long["loss"] - long["reference"]).abs() / long["reference"].abs()
+    long["label"] = long["framework"].map(NAMES) + " " + long["variant"]
+    return long.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------- accuracy
+
+def accuracy_table(df) -> pd.DataFrame:
+    """LeNet's final test accuracy per run that measured it, with the training it had."""
+    cols = ["framework", "variant", "device", "test accuracy (%)", "epochs", "training images", "test images",
+            "quick"]
+    part = df[(df["model"] == "lenet") & df["test_accuracy"].notna()] if len(df) else df
+    if part.empty:
+        return pd.DataFrame(columns=cols)
+    return pd.DataFrame({
+        "framework": part["name"], "variant": part["variant"], "device": part["device"],
+        "test accuracy (%)": 100 * part["test_accuracy"].astype(float), "epochs": part["params.epochs"].astype(int),
+        "training images": part["params.train_subset"].astype(int),
+        "test images": part["params.test_subset"].astype(int), "quick": part["params.quick"].astype(bool),
+    })[cols].reset_index(drop=True)
+
+
+def accuracy_spread(table) -> dict:
+    """Spread of the final accuracy across frameworks, among runs trained alike.
+
+    Runs are grouped by (epochs, training images, test images); the group with the most
+    frameworks is compared, each framework by its best variant. Returns the group's settings,
+    the best and worst framework and the spread in percentage points (NaN without two frameworks).
+    """
+    empty = {"frameworks": 0, "spread_pp": float("nan"), "best": "", "worst": "", "best_pct": float("nan"),
+             "worst_pct": float("nan"), "epochs": 0, "training_images": 0, "test_images": 0}
+    if table.empty:
+        return empty
+    keys = ["epochs", "training images", "test images"]
+    groups = table.groupby(keys)
+    settings = max(groups.groups, key=lambda k: (groups.get_group(k)["framework"].nunique(), k))
+    best = groups.get_group(settings).groupby("framework")["test accuracy (%)"].max().sort_values()
+    return {"frameworks": int(len(best)), "spread_pp": float(best.iloc[-1] - best.iloc[0]) if len(best) > 1
+            else float("nan"), "best": best.index[-1], "worst": best.index[0], "best_pct": float(best.iloc[-1]),
+            "worst_pct": float(best.iloc[0]), "epochs": int(settings[0]), "training_images": int(settings[1]),
+            "test_images": int(settings[2])}
+
+
+# -------------------------------------------------------------------- speed
+
+def _batch(df) -> pd.Series:
+    """Examples per step: LeNet's batch size; the 2-layer net's N rows."""
+    return np.where(df["model"] == "lenet", df["params.batch_size"], weights.N).astype(float)
+
+
+def speed_table(df) -> pd.DataFrame:
+    """Median step time with its quartiles, and examples per second, per run."""
+    cols = ["framework", "model", "variant", "device", "label", "median (ms)", "q1 (ms)", "q3 (ms)",
+            "timed steps", "examples per step", "examples/s"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    batch = _batch(df)
+    out = pd.DataFrame({
+        "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
+        "device": df["device"], "label": df["label"], "median (ms)": 1e3 * df["timing.median_s"],
+        "q1 (ms)": 1e3 * df["timing.q1_s"], "q3 (ms)": 1e3 * df["timing.q3_s"],
+        "timed steps": df["timing.n"].astype(int), "examples per step": batch.astype(int),
+        "examples/s": batch / df["timing.median_s"]})
+    return out[cols].reset_index(drop=True)
+
+
+def fastest(speed, model="LeNet", device="cpu") -> dict:
+    """The fastest and slowest framework (each by its fastest variant) for one model and device."""
+    part = speed[(speed["model"] == model) & (speed["device"] == device)]
+    if part.empty:
+        return {"frameworks": 0, "fastest": "", "fastest_variant": "", "fastest_ms": float("nan"), "slowest": "",
+                "slowest_variant": "", "slowest_ms": float("nan"), "ratio": float("nan")}
+    best = part.loc[part.groupby("framework")["median (ms)"].idxmin()].sort_values("median (ms)")
+    first, last = best.iloc[0], best.iloc[-1]
+    return {"frameworks": int(len(best)), "fastest": first["framework"], "fastest_variant": first["variant"],
+            "fastest_ms": float(first["median (ms)"]), "slowest": last["framework"],
+            "slowest_variant": last["variant"], "slowest_ms": float(last["median (ms)"]),
+            "ratio": float(last["median (ms)"] / first["median (ms)"]), "ranking": list(best["framework"])}
+
+
+def peak_table(df, peak_gflops: float, cpu: str, threads: int) -> pd.DataFrame:
+    """Training FLOP rate of every CPU run and its fraction of the measured matrix-multiply peak.
+
+    FLOPs per step come from :mod:`rosetta.flops` (LeNet: per image times the batch size).
+    Only runs on this CPU with this thread count are compared with this peak; others get NaN.
+    """
+    cols = ["framework", "model", "variant", "label", "GFLOP/s", "fraction of peak (%)", "same machine"]
+    part = df[df["device"] == "cpu"] if len(df) else df
+    if part.empty:
+        return pd.DataFrame(columns=cols)
+    per_step = np.where(part["model"] == "lenet", flops.training_flops() * part["params.batch_size"].astype(float),
+                        float(flops.training_flops(flops.two_layer_layers())))
+    rate = per_step / part["timing.median_s"] / 1e9
+    same = (part["cpu"] == cpu) & (part["threads"].astype(int) == int(threads))
+    out = pd.DataFrame({"framework": part["name"], "model": part["model"].map(MODEL_NAMES),
+                        "variant": part["variant"], "label": part["label"], "GFLOP/s": rate,
+                        "fraction of peak (%)": np.where(same, 100 * rate / peak_gflops, np.nan),
+                        "same machine": same.astype(bool)})
+    return out[cols].reset_index(drop=True)
+
+
+# ------------------------------------------------------------ one-off costs
+
+def one_off_columns(df) -> list:
+    """The ``extra.*`` seconds that chapters record for one-off work (compile, trace, graph build...)."""
+    return [c for c in df.columns if c.startswith("extra.") and c.endswith("_s")
+            and any(h in c for h in ONE_OFF_HINTS) and pd.api.types.is_numeric_dtype(df[c])]
+
+
+def warmup_table(df) -> pd.DataFrame:
+    """First step, the warm-up's cost above steady state, and any one-off cost a chapter recorded.
+
+    The warm-up excess is the time of the warm-up steps minus as many median steps: what the
+    first steps paid beyond a normal step (allocation, kernel choice, tracing, compiling).
+    """
+    cols = ["framework", "model", "variant", "device", "label", "first step (ms)", "median step (ms)",
+            "warm-up excess (ms)", "first / median", "one-off (s)", "one-off is"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    median = df["timing.median_s"]
+    excess = df["timing.warmup_s"] - df["timing.warmup_steps"] * median
+    extra_cols = one_off_columns(df)
+    one_off = df[extra_cols].sum(axis=1, min_count=1) if extra_cols else pd.Series(np.nan, index=df.index)
+    what = df[extra_cols].apply(lambda r: ", ".join(c[len("extra."):] for c in extra_cols if pd.notna(r[c])), axis=1) \
+        if extra_cols else pd.Series("", index=df.index)
+    out = pd.DataFrame({
+        "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
+        "device": df["device"], "label": df["label"], "first step (ms)": 1e3 * df["timing.first_step_s"],
+        "median step (ms)": 1e3 * median, "warm-up excess (ms)": 1e3 * excess.clip(lower=0),
+        "first / median": df["timing.first_step_s"] / median, "one-off (s)": one_off, "one-off is": what})
+    return out[cols].reset_index(drop=True)
+
+
+# ------------------------------------------------------ time to accuracy
+
+def time_to_accuracy(df, target: float = TARGET_ACCURACY) -> pd.DataFrame:
+    """Training seconds until the test accuracy first reached ``target``, from the per-epoch record.
+
+    Uses ``extra.epoch_accuracy`` and ``extra.epoch_end_train_s`` (training time only, evaluation
+    excluded). Runs that never reached it say so, with their best accuracy.
+    """
+    cols = ["framework", "variant", "device", "epochs", "quick", "best accuracy (%)", "reached", "epoch reached",
+            "seconds to target"]
+    if df.empty or "extra.epoch_accuracy" not in df:
+        return pd.DataFrame(columns=cols)
+    part = df[(df["model"] == "lenet") & df["extra.epoch_accuracy"].map(lambda v: isinstance(v, list) and len(v) > 0)]
+    rows = []
+    for _, r in part.iterrows():
+        acc, secs = list(r["extra.epoch_accuracy"]), list(r.get("extra.epoch_end_train_s") or [])
+        hit = next((i for i, a in enumerate(acc) if a >= target), None)
+        rows.append({"framework": r["name"], "variant": r["variant"], "device": r["device"], "epochs": len(acc),
+                     "quick": bool(r["params.quick"]), "best accuracy (%)": 100 * max(acc),
+                     "reached": hit is not None, "epoch reached": np.nan if hit is None else hit + 1,
+                     "seconds to target": np.nan if hit is None or hit >= len(secs) else float(secs[hit])})
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ------------------------------------------------------------------- memory
+
+def memory_table(df) -> pd.DataFrame:
+    """Peak memory of every run: the process's resident-set increase and peak, and GPU peak where measured."""
+    cols = ["framework", "model", "variant", "device", "label", "RSS increase (MiB)", "peak RSS (MiB)",
+            "device peak (MiB)"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    mib = lambda s: pd.to_numeric(s, errors="coerce") / MIB
+    out = pd.DataFrame({
+        "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
+        "device": df["device"], "label": df["label"], "RSS increase (MiB)": mib(df["memory.rss_increase_bytes"]),
+        "peak RSS (MiB)": mib(df["memory.peak_rss_bytes"]), "device peak (MiB)": mib(df["memory.device_peak_bytes"])})
+    return out[cols].reset_index(drop=True)
+
+
+def ranking(table, value: str, model="LeNet", device="cpu", smallest=True) -> list:
+    """Framework names ordered by their best (smallest or largest) ``value`` for one model and device."""
+    part = table[(table["model"] == model) & (table["device"] == device)].dropna(subset=[value])
+    if part.empty:
+        return []
+    best = part.groupby("framework")[value].agg("min" if smallest else "max")
+    return list(best.sort_values(ascending=smallest).index)
+
+
+def words(names) -> str:
+    """'A', 'A and B', 'A, B and C' (or 'none')."""
+    names = list(names)
+    if not names:
+        return "none"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# ------------------------------------------------------------- packages
+
+def package_facts(dist: str) -> dict:
+    """What an installed package's own metadata says: version, license, Python, wheel tag, languages."""
+    from importlib import metadata
+    try:
+        meta = metadata.metadata(dist)
+    except metadata.PackageNotFoundError:
+        return {"package": dist, "version": "not installed"}
+    classifiers = meta.get_all("Classifier") or []
+    licence = meta.get("License-Expression") or meta.get("License") or ""
+    if not licence or len(licence) > 80:
+        licence = "; ".join(c.split(" :: ")[-1] for c in classifiers if c.startswith("License ::")) or licence[:80]
+    wheel = metadata.distribution(dist).read_text("WHEEL") or ""
+    tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
+    langs = sorted({c.split(" :: ")[1] for c in classifiers if c.startswith("Programming Language ::")})
+    pythons = [c.split(" :: ")[-1] for c in classifiers
+               if c.startswith("Programming Language :: Python :: 3.")]
+    systems = sorted({c.split(" :: ")[1] for c in classifiers if c.startswith("Operating System ::")})
+    return {"package": dist, "version": meta["Version"], "license": licence,
+            "requires-python": meta.get("Requires-Python") or "not stated",
+            "python classifiers": ", ".join(pythons) or "none", "wheel tag": ", ".join(tags),
+            "languages (classifiers)": ", ".join(langs), "operating systems (classifiers)": ", ".join(systems)}

@@ -1,0 +1,140 @@
+"""What the TensorFlow chapter needs beyond TensorFlow itself: a quiet start, threads, device,
+synchronisation, memory.
+
+Importing this module imports TensorFlow with its start-up log kept out of the
+notebook: ``TF_CPP_MIN_LOG_LEVEL`` hides the C++ runtime's INFO and WARNING lines
+once its logger is set up, and the few lines it writes before that (the oneDNN
+notice, absl's "before InitializeLog" warning) go to a temporary file instead
+of the process's standard error. If the import fails, that text is written back
+so that the error is not hidden. Import this module before ``tensorflow``::
+
+    from rosetta import fw_tensorflow
+    import tensorflow as tf
+
+TensorFlow names its GPUs ``/GPU:0``...; records say ``cuda``, as PyTorch's do, so
+that the comparison chapter lines the frameworks up by device.
+"""
+from dataclasses import dataclass
+import logging
+import os
+import sys
+import tempfile
+
+from .params import ParameterError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # C++ runtime: errors only
+os.environ.setdefault("TF_CPP_MAX_VLOG_LEVEL", "-1")
+
+
+def _import_quietly():
+    """``import tensorflow`` with file descriptor 2 pointed at a temporary file."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return tensorflow
+
+
+tf = _import_quietly()
+tf.get_logger().setLevel(logging.ERROR)          # Python-side deprecation and retracing warnings
+tf.autograph.set_verbosity(0)
+try:
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.ERROR)
+except ImportError:  # absl comes with TensorFlow; harmless if it ever does not
+    pass
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the chapter runs: ``type`` as the records name it, ``name`` as TensorFlow does."""
+    type: str   # "cpu" or "cuda"
+    name: str   # "/CPU:0" or "/GPU:0"
+
+
+def setup(threads: int) -> dict:
+    """Give TensorFlow ``threads`` intra-op threads and one inter-op thread.
+
+    Must run before TensorFlow executes its first operation; afterwards the
+    runtime keeps the counts it started with, and asking for others is an error.
+    """
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        intra = tf.config.threading.get_intra_op_parallelism_threads()
+        if intra not in (threads, 0) or tf.config.threading.get_inter_op_parallelism_threads() not in (1, 0):
+            raise RuntimeError(f"TensorFlow's runtime already started with {intra} intra-op threads; "
+                               f"the chapter asked for {threads}: restart the kernel and run the "
+                               f"chapter from the top") from None
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+def session_config(threads: int):
+    """The same thread counts for a TensorFlow 1 ``tf.compat.v1.Session``."""
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
+    config.gpu_options.allow_growth = True   # a TF1 session otherwise reserves the whole GPU at once
+    return config
+
+
+def resolve_device(requested: str) -> Device:
+    """'auto' takes the GPU where TensorFlow sees one; 'cuda' without a GPU is an error.
+
+    'cpu' hides the GPUs from TensorFlow, so that every operation (Keras's
+    included) runs on the CPU without a ``tf.device`` block around it.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if requested == "cuda" and not gpus:
+        raise ParameterError("parameter 'device' is 'cuda' but TensorFlow sees no GPU here "
+                             f"(TensorFlow {tf.__version__}, built with CUDA: {tf.test.is_built_with_cuda()}); "
+                             "use device='auto' or 'cpu'")
+    if requested == "cpu" or not gpus:
+        if gpus:
+            try:
+                tf.config.set_visible_devices([], "GPU")
+            except RuntimeError:
+                raise RuntimeError("device='cpu' must be chosen before TensorFlow starts its runtime: "
+                                   "restart the kernel and run the chapter from the top") from None
+        return Device("cpu", "/CPU:0")
+    try:  # allocate GPU memory as needed, so that the peak counter means something
+        tf.config.experimental.set_memory_growth(gpus[0], True)
+    except RuntimeError:  # the runtime already started: keep what it has
+        pass
+    return Device("cuda", "/GPU:0")
+
+
+def device_name(device: Device) -> str:
+    if device.type == "cuda":
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        return details.get("device_name", "GPU")
+    from .records import cpu_name
+    return cpu_name()
+
+
+def sync(device: Device):
+    """A function that waits until ``device`` has finished its queued work."""
+    if device.type == "cuda":
+        return tf.test.experimental.sync_devices
+    return lambda: None
+
+
+def device_memory(device: Device):
+    """(reset, read) of TensorFlow's peak-allocation counter on the GPU; None on the CPU."""
+    if device.type != "cuda":
+        return None
+    name = device.name.lstrip("/")
+    return (lambda: tf.config.experimental.reset_memory_stats(name),
+            lambda: tf.config.experimental.get_memory_info(name)["peak"])

@@ -1,0 +1,118 @@
+"""The machine's single-precision matrix-multiply rate, measured where the book runs.
+
+A square float32 product of size n costs 2 n^3 floating-point operations. Timing
+it with the thread count pinned to the chapters' count gives the rate that a
+framework could at best reach on this machine: the yardstick for "fraction of
+peak". Two BLAS libraries are measured: NumPy's OpenBLAS and PyTorch's (oneDNN/MKL
+on x86); the higher rate is the attainable peak.
+
+NumPy's OpenBLAS takes its thread count from ``OPENBLAS_NUM_THREADS`` when it
+loads; :func:`openblas_threads` also sets it at run time through OpenBLAS's own
+``openblas_set_num_threads``, so the measurement is pinned even when NumPy was
+imported before :func:`rosetta.threads.pin`.
+"""
+from contextlib import contextmanager
+import ctypes
+from pathlib import Path
+import time
+
+import numpy as np
+
+SIZE = 1024
+REPEATS = 7
+
+
+def _openblas():
+    """NumPy's bundled OpenBLAS and its symbol suffix, or (None, '') where there is none."""
+    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for path in sorted(libs.glob("libopenblas*.so*")) if libs.is_dir() else []:
+        lib = ctypes.CDLL(str(path))
+        for suffix in ("64_", ""):
+            if hasattr(lib, f"openblas_set_num_threads{suffix}"):
+                return lib, suffix
+    return None, ""
+
+
+@contextmanager
+def openblas_threads(n: int):
+    """Run NumPy's OpenBLAS with ``n`` threads inside the block (where it can be set)."""
+    lib, suffix = _openblas()
+    if lib is None:
+        yield None
+        return
+    get = getattr(lib, f"openblas_get_num_threads{suffix}")
+    put = getattr(lib, f"openblas_set_num_threads{suffix}")
+    before = get()
+    put(int(n))
+    try:
+        yield get()
+    finally:
+        put(before)
+
+
+def _time_numpy(n, repeats, threads):
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    out = np.empty((n, n), np.float32)
+    seconds = []
+    with openblas_threads(threads) as used:
+        np.matmul(a, b, out=out)                       # warm-up: page in, start the threads
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            seconds.append(time.perf_counter() - t0)
+    return seconds, used
+
+
+def _time_torch(n, repeats, threads):
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(n, n, generator=g) for _ in range(2))
+        out = torch.empty(n, n)
+        torch.mm(a, b, out=out)
+        seconds = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=out)
+            seconds.append(time.perf_counter() - t0)
+        return seconds, torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+BACKENDS = {"numpy": _time_numpy, "torch": _time_torch}
+
+
+def matmul_rate(n: int = SIZE, repeats: int = REPEATS, threads: int = 1, backend: str = "numpy") -> dict:
+    """Median GFLOP/s of an n x n float32 matrix product over ``repeats`` timed calls.
+
+    Returns the rate, the median seconds, every sample, and the thread count the
+    library reported while it ran (None where it cannot say).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+    if n < 1 or repeats < 1 or threads < 1:
+        raise ValueError(f"n, repeats and threads must be at least 1; got n={n}, repeats={repeats}, "
+                         f"threads={threads}")
+    seconds, used = BACKENDS[backend](int(n), int(repeats), int(threads))
+    median = float(np.median(seconds))
+    return {"backend": backend, "n": int(n), "threads": threads, "threads_used": used,
+            "median_s": median, "samples_s": [float(s) for s in seconds],
+            "gflops": 2.0 * n ** 3 / median / 1e9}
+
+
+def machine_peak(threads: int, n: int = SIZE, repeats: int = REPEATS, backends=("numpy", "torch")) -> dict:
+    """Every available backend's rate and the highest of them (``peak_gflops``)."""
+    rates = []
+    for backend in backends:
+        try:
+            rates.append(matmul_rate(n, repeats, threads, backend))
+        except ImportError:
+            continue
+    if not rates:
+        raise RuntimeError(f"none of the backends {backends} could be measured")
+    best = max(rates, key=lambda r: r["gflops"])
+    return {"peak_gflops": best["gflops"], "peak_backend": best["backend"], "rates": rates}

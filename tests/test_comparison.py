@@ -1,0 +1,342 @@
+"""The comparison chapter's helpers: FLOP count, machine peak, tables from records, the control-flow loop."""
+import json
+import math
+from pathlib import Path
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rosetta import build, charts, compare, control_flow as cf, flops, params, peak, records, timing
+
+from conftest import ROOT
+
+# ------------------------------------------------------------------- FLOPs
+
+
+def test_lenet_layers_from_shapes():
+    layers = {l["layer"]: l for l in flops.lenet_layers()}
+    assert layers["conv1"]["output"] == (20, 24, 24)   # 28 - 5 + 1
+    assert layers["conv2"]["output"] == (50, 8, 8)     # pooled 12 - 5 + 1
+    # multiply-adds per image, by hand: outputs x inputs per output
+    assert layers["conv1"]["macs"] == 20 * 24 * 24 * 1 * 5 * 5 == 288_000
+    assert layers["conv2"]["macs"] == 50 * 8 * 8 * 20 * 5 * 5 == 1_600_000
+    assert layers["fc1"]["macs"] == 800 * 500 == 400_000
+    assert layers["fc2"]["macs"] == 500 * 10 == 5_000
+
+
+def test_lenet_flops_forward_and_training():
+    assert flops.forward_flops() == 2 * 2_293_000 == 4_586_000
+    # forward + weight gradients + input gradients of every layer but the first
+    assert flops.training_flops() == 2 * (3 * 2_293_000 - 288_000) == 13_182_000
+    assert 2.8 < flops.training_flops() / flops.forward_flops() < flops.TRAINING_FACTOR
+
+
+def test_two_layer_flops():
+    # x (64x1000) @ w1 (1000x100), h (64x100) @ w2 (100x10); no gradient for x
+    assert flops.forward_flops(flops.two_layer_layers()) == 2 * (6_400_000 + 64_000)
+    assert flops.training_flops(flops.two_layer_layers()) == 2 * (3 * 6_464_000 - 6_400_000) == 25_984_000
+
+
+def test_lenet_flops_refuse_a_wrong_input_size():
+    with pytest.raises(ValueError, match="expect"):
+        flops.lenet_layers((32, 32))
+
+
+# -------------------------------------------------------------------- peak
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_matmul_rate_is_sane(backend):
+    r = peak.matmul_rate(n=256, repeats=3, threads=1, backend=backend)
+    assert r["backend"] == backend and len(r["samples_s"]) == 3
+    assert r["median_s"] > 0 and 0.05 < r["gflops"] < 20_000      # a CPU, not a calculator nor a TPU
+    assert math.isclose(r["gflops"], 2 * 256 ** 3 / r["median_s"] / 1e9)
+    assert r["threads_used"] == 1
+
+
+def test_matmul_time_grows_with_size():
+    small = peak.matmul_rate(n=96, repeats=5, threads=1)
+    large = peak.matmul_rate(n=768, repeats=3, threads=1)
+    assert large["median_s"] > 8 * small["median_s"]              # 512 times the work
+
+
+def test_openblas_threads_are_pinned_and_restored():
+    lib, suffix = peak._openblas()
+    if lib is None:
+        pytest.skip("this NumPy has no bundled OpenBLAS")
+    before = getattr(lib, f"openblas_get_num_threads{suffix}")()
+    with peak.openblas_threads(1) as used:
+        assert used == 1
+    assert getattr(lib, f"openblas_get_num_threads{suffix}")() == before
+
+
+def test_machine_peak_takes_the_best_backend():
+    m = peak.machine_peak(threads=1, n=128, repeats=2)
+    assert m["peak_gflops"] == max(r["gflops"] for r in m["rates"])
+    with pytest.raises(ValueError, match="backend"):
+        peak.matmul_rate(backend="fortran")
+
+
+# --------------------------------------------------------- fixture records
+
+CPU = "Test CPU"
+# framework -> (2-layer median s, LeNet median s, LeNet accuracy per epoch, RSS increase MiB)
+FIXTURE = {
+    "pytorch": (0.002, 0.040, [0.97, 0.985, 0.991], 150),
+    "tensorflow": (0.001, 0.030, [0.975, 0.988], 40),
+    "mxnet": (0.003, 0.020, [0.97, 0.986], 80),
+}
+
+
+def _summary(median, n=40, rss_mib=100):
+    probe = timing.Probe()
+    probe.times = [10 * median] + [median] * (params.WARMUP_STEPS - 1) + [median] * n
+    probe.wall_s = sum(probe.times)
+    probe.memory.baseline, probe.memory.peak = 500 * 2 ** 20, (500 + rss_mib) * 2 ** 20
+    return probe.summary()
+
+
+def _write(folder, framework, model, median, accuracy=None, rss=100, cpu=CPU, threads=2, extra=None):
+    steps = params.TWO_LAYER_STEPS if model == "two_layer" else 40
+    ref = list(np.linspace(3.0, 1.0, params.PARITY_STEPS if model == "lenet" else steps))
+    losses = [v * (1 + 1e-7) for v in ref] + [1.0] * (steps - len(ref))
+    rec = records.make(framework=framework, framework_version="1.0", variant="main", model=model, device="cpu",
+                       device_name=cpu, threads=threads,
+                       params={"quick": False, "epochs": len(accuracy or [1]), "batch_size": 64,
+                               "train_subset": 60000, "test_subset": 10000},
+                       losses=losses, reference=ref, tolerance=1e-3, probe_summary=_summary(median, rss_mib=rss),
+                       test_accuracy=None if accuracy is None else accuracy[-1], extra=extra)
+    rec["cpu"] = cpu
+    return records.write(rec, folder)
+
+
+@pytest.fixture
+def book(tmp_path):
+    """A build folder with three frameworks' records (no Theano) and an empty committed folder."""
+    build_dir = tmp_path / "_build"
+    for fw, (m2, ml, acc, rss) in FIXTURE.items():
+        folder = build_dir / "records" / fw
+        _write(folder, fw, "two_layer", m2, rss=rss // 10)
+        epoch_s = [ml * 900 * (i + 1) for i in range(len(acc))]
+        _write(folder, fw, "lenet", ml, acc, rss, extra={"epoch_accuracy": acc, "epoch_end_train_s": epoch_s,
+                                                         "trace_s": 0.5 if fw == "tensorflow" else None})
+    (build_dir / "records" / "status").mkdir()                     # pages without records are skipped
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    return build_dir, committed
+
+
+def test_load_and_missing(book):
+    build_dir, committed = book
+    df = compare.load(build_dir, committed)
+    assert len(df) == 6 and set(df["origin"]) == {"this build"}
+    assert compare.missing(df) == ["theano"] and compare.missing_cells(df) == []
+    cov = compare.coverage(df).set_index("framework")
+    assert cov.loc["Theano", "version"] == "no records" and cov.loc["MXNet", "LeNet variants"] == 1
+
+
+def test_speed_and_peak_tables(book):
+    df = compare.load(*book)
+    speed = compare.speed_table(df)
+    lenet = speed[speed["model"] == "LeNet"].set_index("framework")
+    assert lenet.loc["MXNet", "median (ms)"] == pytest.approx(20.0)
+    assert lenet.loc["MXNet", "examples/s"] == pytest.approx(64 / 0.020)
+    best = compare.fastest(speed, "LeNet")
+    assert (best["fastest"], best["slowest"], best["ranking"]) == ("MXNet", "PyTorch", ["MXNet", "TensorFlow", "PyTorch"])
+    assert best["ratio"] == pytest.approx(2.0)
+    frac = compare.peak_table(df, peak_gflops=100.0, cpu=CPU, threads=2).set_index(["framework", "model"])
+    rate = flops.training_flops() * 64 / 0.020 / 1e9
+    assert frac.loc[("MXNet", "LeNet"), "GFLOP/s"] == pytest.approx(rate)
+    assert frac.loc[("MXNet", "LeNet"), "fraction of peak (%)"] == pytest.approx(rate)      # peak is 100
+    other = compare.peak_table(df, peak_gflops=100.0, cpu="another CPU", threads=2)
+    assert other["fraction of peak (%)"].isna().all() and not other["same machine"].any()
+
+
+def test_parity_accuracy_memory_warmup(book):
+    df = compare.load(*book)
+    parity = compare.parity_table(df)
+    assert parity["passed"].all() and (parity["max rel. deviation"] < 1e-6).all()
+    assert len(compare.parity_long(df)) == 3 * (params.TWO_LAYER_STEPS + params.PARITY_STEPS)
+    spread = compare.accuracy_spread(compare.accuracy_table(df))
+    assert spread["frameworks"] == 2 and spread["best"] == "TensorFlow" and spread["worst"] == "MXNet"
+    assert spread["spread_pp"] == pytest.approx(0.2)
+    mem = compare.memory_table(df).set_index(["framework", "model"])
+    assert mem.loc[("PyTorch", "LeNet"), "RSS increase (MiB)"] == pytest.approx(150)
+    assert compare.ranking(compare.memory_table(df), "RSS increase (MiB)") == ["TensorFlow", "MXNet", "PyTorch"]
+    warm = compare.warmup_table(df).set_index(["framework", "model"])
+    assert warm.loc[("MXNet", "LeNet"), "first / median"] == pytest.approx(10)
+    assert warm.loc[("MXNet", "LeNet"), "warm-up excess (ms)"] == pytest.approx(9 * 20)   # 10 + 4 steps vs 5
+    assert warm.loc[("TensorFlow", "LeNet"), "one-off (s)"] == pytest.approx(0.5)
+    assert math.isnan(warm.loc[("PyTorch", "LeNet"), "one-off (s)"])
+
+
+def test_time_to_accuracy(book):
+    tta = compare.time_to_accuracy(compare.load(*book)).set_index("framework")
+    assert tta.loc["PyTorch", "reached"] and tta.loc["PyTorch", "epoch reached"] == 3
+    assert tta.loc["PyTorch", "seconds to target"] == pytest.approx(0.040 * 900 * 3)
+    assert not tta.loc["MXNet", "reached"] and math.isnan(tta.loc["MXNet", "seconds to target"])
+    assert tta.loc["MXNet", "best accuracy (%)"] == pytest.approx(98.6)
+
+
+def test_deleting_a_framework_changes_every_table(book):
+    build_dir, committed = book
+    before = compare.load(build_dir, committed)
+    shutil.rmtree(build_dir / "records" / "mxnet")
+    after = compare.load(build_dir, committed)
+    assert compare.missing(after) == ["mxnet", "theano"]
+    assert "MXNet" not in set(compare.speed_table(after)["framework"])
+    assert compare.fastest(compare.speed_table(before), "LeNet")["fastest"] == "MXNet"
+    assert compare.fastest(compare.speed_table(after), "LeNet")["fastest"] == "TensorFlow"
+    for table in (compare.parity_table, compare.memory_table, compare.warmup_table, compare.accuracy_table):
+        assert len(table(after)) < len(table(before))
+    assert compare.coverage(after).set_index("framework").loc["MXNet", "version"] == "no records"
+    spread = compare.accuracy_spread(compare.accuracy_table(after))
+    assert spread["frameworks"] == 1 and math.isnan(spread["spread_pp"])     # no two trained alike any more
+
+
+def test_no_records_at_all_still_gives_tables_and_charts(tmp_path):
+    df = compare.load(tmp_path / "_build", tmp_path / "none")
+    assert compare.missing(df) == list(compare.FRAMEWORKS)
+    for table in (compare.parity_table, compare.speed_table, compare.memory_table, compare.warmup_table,
+                  compare.accuracy_table, compare.time_to_accuracy, compare.coverage):
+        table(df)
+    assert compare.fastest(compare.speed_table(df))["frameworks"] == 0
+    for fig in (charts.parity(compare.parity_long(df)), charts.warmup(compare.warmup_table(df)),
+                charts.bars(compare.speed_table(df), "median (ms)", "ms", "empty"),
+                charts.one_off(compare.warmup_table(df))):
+        assert charts.save(fig, tmp_path / "png", "chart").stat().st_size > 1000
+
+
+def test_committed_records_are_labelled_and_shadowed(book, tmp_path):
+    build_dir, committed = book
+    _write(committed, "theano", "lenet", 0.05, [0.98])               # a record only in data/records
+    path = _write(committed, "pytorch", "lenet", 9.9, [0.5])          # shadowed by this build's
+    df = compare.load(build_dir, committed)
+    assert compare.missing(df) == []
+    theano = df[df["framework"] == "theano"].iloc[0]
+    assert theano["origin"] == "committed"
+    pt = df[(df["framework"] == "pytorch") & (df["model"] == "lenet")]
+    assert len(pt) == 1 and pt.iloc[0]["timing.median_s"] == pytest.approx(0.040) and Path(path).exists()
+
+
+def test_package_facts_from_metadata():
+    facts = compare.package_facts("numpy")
+    assert facts["version"] == np.__version__ and facts["wheel tag"]
+    assert compare.package_facts("no-such-package-here")["version"] == "not installed"
+
+
+def test_words():
+    assert compare.words([]) == "none" and compare.words(["A"]) == "A"
+    assert compare.words(["A", "B", "C"]) == "A, B and C"
+
+
+# ----------------------------------------------------------- control flow
+
+
+def test_reference_gradient_matches_finite_differences():
+    xs, w, h0 = cf.problem(0, 12)
+    limit = cf.early_exit_limit(xs, w, h0)
+    for lim in (np.inf, limit):
+        loss, grad, steps = cf.reference(xs, w, h0, lim)
+        eps, (i, j) = 1e-6, (3, 5)
+        w2 = w.copy()
+        w2[i, j] += eps
+        up = cf.reference(xs, w2, h0, lim)[0]
+        w2[i, j] -= 2 * eps
+        down = cf.reference(xs, w2, h0, lim)[0]
+        assert grad[i, j] == pytest.approx((up - down) / (2 * eps), rel=1e-6)
+    assert 0 < cf.reference(xs, w, h0, limit)[2] < len(xs) == cf.reference(xs, w, h0)[2]
+
+
+def test_every_framework_gives_the_same_values_and_gradients(tmp_path):
+    """All four frameworks in one fresh process (as in the chapter): plain loop and early exit."""
+    script = textwrap.dedent(f"""
+        import json, numpy as np
+        from rosetta import threads, compat
+        threads.pin(2)
+        compat.theano_flags({str(ROOT / "_build" / "theano")!r})
+        from rosetta import control_flow as cf, fw_tensorflow
+        fw_tensorflow.setup(2)
+        out = []
+        for name in cf.FRAMEWORKS:
+            loop = cf.build(name)
+            for T in (5, 23):
+                xs, w, h0 = cf.problem(1, T)
+                limit = cf.early_exit_limit(xs, w, h0)
+                out.append({{"construct": "plain", **cf.check(loop, 1, T)}})
+                for variant in [None, *loop.variants]:
+                    out.append({{"construct": "exit", **cf.check(loop, 1, T, limit, variant)}})
+            out.append({{"framework": name, "traced_body_runs_before_calls": loop.body_calls[0]}})
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    checks = [r for r in rows if "construct" in r]
+    assert {r["framework"] for r in checks} == set(cf.FRAMEWORKS)
+    for r in checks:
+        what = f"{r['framework']} {r['variant']} {r['construct']} T={r['T']}"
+        assert r["steps"] == r["reference steps"], what
+        assert r["loss deviation"] < 1e-12, what
+        if r["construct"] == "plain" or not (r["framework"] == "mxnet" and r["variant"] == "graph"):
+            assert r["agrees"] and r["gradient deviation"] < 1e-12, what
+    # the early exit really stops early, and MXNet's imperative while_loop gets the gradient right
+    assert all(r["steps"] < r["T"] for r in checks if r["construct"] == "exit")
+    assert any(r["framework"] == "mxnet" and r["variant"] == "imperative" and r["agrees"] for r in checks)
+
+
+def test_theano_loop_needs_its_flags(monkeypatch):
+    monkeypatch.delenv("THEANO_FLAGS", raising=False)
+    with pytest.raises(RuntimeError, match="theano_flags"):
+        cf.build("theano")
+    with pytest.raises(ValueError, match="framework must be one of"):
+        cf.build("caffe")
+
+
+# ------------------------------------------------------- the chapter itself
+
+
+def test_chapter_reports_missing_frameworks_instead_of_failing(book):
+    """The chapter, executed on the fixture records (no MXNet, no Theano), names them and builds its files."""
+    build_dir, committed = book
+    shutil.rmtree(build_dir / "records" / "mxnet")
+    folders = [str(p) for p in compare.record_folders(build_dir, committed)]
+    res = build.run_chapter("comparison", {"quick": True, "records_dirs": folders}, build_dir, ROOT)
+    assert res.ok, res.error
+    import nbformat
+    nb = nbformat.read(res.notebook, 4)
+    text = json.dumps(nb.dict())
+    assert "**Missing:** MXNet and Theano have no records in this build" in text
+    downloads = build_dir / "downloads" / "comparison"
+    speed = (downloads / "speed.csv").read_text()
+    assert "PyTorch" in speed and "TensorFlow" in speed and "MXNet" not in speed
+    for name in ("parity.png", "speed.png", "memory.png", "warmup.png", "control_flow.png", "claims_2016.csv",
+                 "feature_matrix.csv", "other_systems.csv", "time_to_accuracy.csv"):
+        assert (downloads / name).stat().st_size > 0, name
+    import pandas as pd
+    tta = pd.read_csv(downloads / "time_to_accuracy.csv").set_index("framework")
+    assert bool(tta.loc["PyTorch", "reached"]) and not bool(tta.loc["TensorFlow", "reached"])
+
+
+def test_quick_book_comparison_page(quick_book):
+    """In the quick book, the comparison page links its downloads and names the fastest framework."""
+    res = quick_book.chapter("comparison")
+    assert res.ok, res.error
+    if quick_book.html is None:
+        pytest.skip("the quick build ran a subset of chapters: no HTML")
+    page = (quick_book.html / "chapters" / "comparison.html").read_text()
+    links = [l for l in re.findall(r'href="([^"]+\.(?:csv|png))"', page) if "_downloads" in l]
+    assert len(links) >= 20
+    for link in links:
+        assert (quick_book.html / "chapters" / link).resolve().is_file(), link
+    df = compare.load(quick_book.build_dir)
+    best = compare.fastest(compare.speed_table(df), "LeNet")
+    if best["frameworks"]:
+        assert f"order from fastest to slowest is {compare.words(best['ranking'])}" in \
+            " ".join(re.sub(r"<[^>]+>", "", page).split())
