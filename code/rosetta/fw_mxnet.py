@@ -1,0 +1,243 @@
+"""What the MXNet chapter needs beyond MXNet itself: the import shim, threads, device, synchronisation.
+
+MXNet 1.9.1 (the last release; the project is retired) still uses the NumPy type aliases that
+NumPy 1.24 removed, so this module restores them (:func:`rosetta.compat.numpy_aliases`) and then
+imports ``mxnet``. Import it *after* :func:`rosetta.threads.pin`: MXNet's OpenMP threads, oneDNN
+and OpenBLAS take their thread counts from the environment when the library loads, and nothing
+set later reaches the engine's worker threads.
+
+Run as ``python -m rosetta.fw_mxnet`` it is the worker of :func:`time_exported`: it trains a graph
+exported by ``HybridBlock.export`` in a fresh process, for settings that MXNet reads only at start-up
+(engine type, OpenMP threads, oneDNN).
+"""
+import ctypes
+import json
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+import time
+
+from . import compat
+from .params import ParameterError
+
+compat.numpy_aliases()
+import mxnet as mx  # noqa: E402
+
+# The executor logs "Subgraph backend MKLDNN is activated" at every bind unless told not to
+os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
+
+DEFAULT_ENGINE = "ThreadedEnginePerDevice"
+
+
+# ------------------------------------------------------------------- threads
+
+def _cpu_ticks_by_thread() -> dict:
+    """CPU time (user + system, in clock ticks) of every thread of this process."""
+    ticks = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            ticks[task.name] = int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks
+
+
+def busy_threads(min_ticks: int = 25, max_seconds: float = 3.0):
+    """How many threads of this process work while MXNet runs a convolution (oneDNN) and an
+    element-wise operator (MXNet's own OpenMP kernels): the effective thread count.
+
+    Counts the threads that did at least a quarter of the busiest thread's CPU time; None where
+    ``/proc`` is not available (not Linux).
+    """
+    if not Path("/proc/self/task").is_dir():
+        return None
+    x = mx.nd.ones((64, 20, 24, 24))
+    w = mx.nd.ones((50, 20, 5, 5))
+    mx.nd.waitall()
+    before, t0 = _cpu_ticks_by_thread(), time.perf_counter()
+    while True:
+        for _ in range(5):
+            y = mx.nd.Convolution(x, w, kernel=(5, 5), num_filter=50, no_bias=True)
+            z = mx.nd.relu(x * 2 - 1)
+        mx.nd.waitall()
+        used = {k: v - before.get(k, 0) for k, v in _cpu_ticks_by_thread().items()}
+        top = max(used.values())
+        if top >= min_ticks or time.perf_counter() - t0 > max_seconds:
+            break
+    del y, z
+    return sum(1 for v in used.values() if v > 0 and v >= top / 4)
+
+
+def engine_type() -> str:
+    return os.environ.get("MXNET_ENGINE_TYPE", DEFAULT_ENGINE)
+
+
+def onednn() -> bool:
+    """Whether this build has oneDNN (MKL-DNN) and it is not switched off by MXNET_MKLDNN_ENABLED=0."""
+    built = mx.runtime.Features().is_enabled("MKLDNN")
+    return built and os.environ.get("MXNET_MKLDNN_ENABLED", "1") not in ("0", "false", "False")
+
+
+def setup(threads: int) -> dict:
+    """Check that MXNet runs ``threads`` OpenMP threads; returns what it found.
+
+    The count itself comes from ``OMP_NUM_THREADS``, set by :func:`rosetta.threads.pin` before the
+    import (without it MXNet 1.9 takes half the cores on x86). ``MXSetNumOMPThreads`` covers the
+    calling thread too, where the NaiveEngine runs its operators.
+    """
+    env = os.environ.get("OMP_NUM_THREADS")
+    if env != str(threads):
+        raise RuntimeError(f"OMP_NUM_THREADS is {env!r} but the chapter asks for {threads} threads: call "
+                           f"rosetta.threads.pin({threads}) before importing rosetta.fw_mxnet or mxnet")
+    mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
+    return {"omp_threads": threads, "busy_threads": busy_threads(), "engine": engine_type(),
+            "cpu_workers": int(os.environ.get("MXNET_CPU_WORKER_NTHREADS", "0") or 0) or None,
+            "onednn": onednn()}
+
+
+def features() -> dict:
+    """The build's compile-time features (CUDA, cuDNN, MKLDNN, OPENMP, BLAS_OPEN, ...): name -> enabled."""
+    return {f.name: bool(f.enabled) for f in mx.runtime.feature_list()}
+
+
+# -------------------------------------------------------------------- device
+
+def gpu_count() -> int:
+    """GPUs this MXNet build can use (0 for a CPU-only build or when CUDA fails)."""
+    try:
+        return mx.context.num_gpus()
+    except mx.base.MXNetError:
+        return 0
+
+
+def resolve_device(requested: str) -> mx.Context:
+    """'auto' takes the first GPU where MXNet sees one; 'cuda' without one is an error."""
+    if requested == "cpu":
+        return mx.cpu()
+    if gpu_count():
+        return mx.gpu(0)
+    if requested == "cuda":
+        cuda = "with" if mx.runtime.Features().is_enabled("CUDA") else "without"
+        raise ParameterError(f"parameter 'device' is 'cuda' but MXNet {mx.__version__} (built {cuda} CUDA) "
+                             f"sees no GPU here (mxnet.context.num_gpus() is 0); use device='auto' or 'cpu', "
+                             f"or see the chapter's section on GPUs for the mxnet-cu1xx wheels")
+    return mx.cpu()
+
+
+def device_kind(ctx: mx.Context) -> str:
+    """The book's device names: 'cuda' or 'cpu'."""
+    return "cuda" if ctx.device_type == "gpu" else "cpu"
+
+
+def device_name(ctx: mx.Context) -> str:
+    if ctx.device_type == "gpu":
+        smi = shutil.which("nvidia-smi")
+        if smi:
+            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", "-i", str(ctx.device_id)],
+                                 capture_output=True, text=True)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        return f"CUDA GPU {ctx.device_id}"
+    from .records import cpu_name
+    return cpu_name()
+
+
+def sync(ctx: mx.Context):
+    """A function that waits until MXNet's engine has finished all queued work (on every device)."""
+    return mx.nd.waitall
+
+
+def device_memory(ctx: mx.Context):
+    """(reset, read) of GPU memory in use on a GPU; None on the CPU.
+
+    MXNet has no peak counter; its pooled GPU allocator keeps what it once allocated, so the memory
+    in use at the end of a run is close to the run's peak.
+    """
+    if ctx.device_type != "gpu":
+        return None
+
+    def used():
+        free, total = mx.context.gpu_memory_info(ctx.device_id)
+        return total - free
+    return (lambda: None, used)
+
+
+# ----------------------------------------- fresh processes for start-up settings
+
+def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=None, max_seconds=None,
+                  min_steps: int = 0, timeout: int = 600) -> dict:
+    """Train the graph exported at ``prefix`` on ``batches`` in a fresh Python process.
+
+    ``env`` changes the environment of that process (a value of None removes the variable):
+    that is how settings MXNet reads only when it loads (``MXNET_ENGINE_TYPE``,
+    ``OMP_NUM_THREADS``, ``MXNET_MKLDNN_ENABLED``) are compared. The process loads the graph
+    (``<prefix>-symbol.json``, ``<prefix>-0000.params``) with ``SymbolBlock.imports``, hybridizes it
+    with ``hybridize`` (keyword arguments) and takes one SGD-momentum step on the mean
+    cross-entropy of each (x, y) batch, timed by a :class:`rosetta.timing.Probe`; with
+    ``max_seconds`` it stops early once that much time has passed and ``min_steps`` steps are done
+    (a setting that is very slow on a busy machine then costs bounded time). Returns its
+    losses, ``probe.summary()``, the thread check of :func:`busy_threads` and the machine's
+    one-minute load average at the end (other programs competing for the cores slow it down).
+    """
+    import numpy as np
+    from . import params as P
+    data = f"{prefix}-batches-{os.getpid()}.npz"
+    np.savez(data, x=np.stack([b[0] for b in batches]), y=np.stack([b[1] for b in batches]))
+    job = {"prefix": str(prefix), "batches": data, "hybridize": dict(hybridize or {}),
+           "max_seconds": max_seconds, "min_steps": int(min_steps),
+           "lr": P.LENET_LR if lr is None else lr, "momentum": P.LENET_MOMENTUM if momentum is None else momentum}
+    child_env = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            child_env.pop(key, None)
+        else:
+            child_env[key] = str(value)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "rosetta.fw_mxnet", json.dumps(job)], env=child_env,
+                              capture_output=True, text=True, timeout=timeout)
+    finally:
+        Path(data).unlink(missing_ok=True)
+    last = proc.stdout.strip().splitlines()[-1:] or [""]
+    if proc.returncode != 0 or not last[0].startswith("{"):
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise RuntimeError(f"the fresh MXNet process (environment changes {env}) failed with exit code "
+                           f"{proc.returncode}:\n{tail}")
+    return json.loads(last[0])
+
+
+def _worker(job: dict) -> dict:
+    """The fresh process of :func:`time_exported` (it runs with whatever environment it was given)."""
+    import numpy as np
+    from mxnet import autograd, gluon, nd
+    from . import timing
+    ctx = mx.cpu()
+    with np.load(job["batches"]) as f:
+        xs, ys = f["x"], f["y"]
+    net = gluon.SymbolBlock.imports(job["prefix"] + "-symbol.json", ["data"], job["prefix"] + "-0000.params", ctx=ctx)
+    net.hybridize(**job["hybridize"])
+    trainer = gluon.Trainer(net.collect_params(), "sgd",
+                            {"learning_rate": job["lr"], "momentum": job["momentum"], "wd": 0.0})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    losses, limit = [], job.get("max_seconds")
+    start = time.perf_counter()
+    with timing.Probe(sync=mx.nd.waitall) as probe:
+        for x, y in zip(xs, ys):
+            if limit and len(losses) >= job.get("min_steps", 0) and time.perf_counter() - start > limit:
+                break
+            with probe.step():
+                xb, yb = nd.array(x, ctx=ctx), nd.array(y, ctx=ctx)
+                with autograd.record():
+                    loss = loss_fn(net(xb), yb)
+                loss.backward()
+                trainer.step(len(x))
+                losses.append(float(loss.mean().asscalar()))
+    return {"losses": losses, **probe.summary(), "busy_threads": busy_threads(), "engine": engine_type(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "onednn": onednn(),
+            "load_avg_1min": os.getloadavg()[0]}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_worker(json.loads(sys.argv[1]))))
