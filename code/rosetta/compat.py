@@ -51,6 +51,25 @@ def numpy_distutils_stub() -> bool:
     return True
 
 
+def pkg_resources_stub() -> bool:
+    """Where setuptools no longer ships ``pkg_resources`` (setuptools 81+), give Theano the one name
+    it takes from it: ``theano.gpuarray.linalg`` (imported by ``theano.scan``) catches
+    ``pkg_resources.DistributionNotFound``. Returns True if the stub was installed."""
+    try:
+        import pkg_resources  # noqa: F401
+        return False
+    except ImportError:
+        pass
+    mod = types.ModuleType("pkg_resources")
+
+    class DistributionNotFound(Exception):
+        """Stand-in for setuptools' exception of that name."""
+
+    mod.DistributionNotFound = DistributionNotFound
+    sys.modules["pkg_resources"] = mod
+    return True
+
+
 def theano_flags(compiledir, blas_ldflags: str = "", extra: str = "") -> str:
     """Set ``THEANO_FLAGS`` (float32, compile cache in ``compiledir``, no OpenMP) before Theano imports.
 
@@ -60,6 +79,7 @@ def theano_flags(compiledir, blas_ldflags: str = "", extra: str = "") -> str:
     """
     numpy_aliases()
     numpy_distutils_stub()
+    pkg_resources_stub()
     os.makedirs(compiledir, exist_ok=True)
     flags = [f"floatX=float32", f"base_compiledir={compiledir}", "openmp=False",
              f"blas__ldflags={blas_ldflags}", "cxx=g++", "device=cpu"]

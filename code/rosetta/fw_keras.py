@@ -1,0 +1,40 @@
+"""What the Keras appendix's program needs beyond Keras itself: each backend's threads and version.
+
+Keras 3 reads ``KERAS_BACKEND`` once, when it is imported, so each backend runs in a
+process of its own (see :mod:`rosetta.worker`). Call :func:`setup` after
+``worker.job()`` and before ``import keras``: it gives the backend the chapter's thread
+count the way that backend takes it.
+"""
+import os
+
+BACKENDS = ("tensorflow", "torch", "jax")
+
+
+def backend() -> str:
+    name = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if name not in BACKENDS:
+        raise ValueError(f"KERAS_BACKEND is {name!r}; this book runs Keras on {', '.join(BACKENDS)}")
+    return name
+
+
+def setup(threads: int) -> dict:
+    """Pin the backend named by ``KERAS_BACKEND`` to ``threads`` intra-op threads (before ``import keras``)."""
+    name = backend()
+    if name == "tensorflow":
+        from . import fw_tensorflow          # imports TensorFlow with its start-up log kept quiet
+        return fw_tensorflow.setup(threads)
+    if name == "torch":
+        from . import fw_torch
+        return fw_torch.setup(threads)
+    # XLA's CPU client sizes its pool from these flags, read when jax starts its backend
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
+                               f" intra_op_parallelism_threads={threads}").strip()
+    return {"intra_op": threads, "inter_op": 1}
+
+
+def backend_version() -> str:
+    """The version of the library under Keras."""
+    name = backend()
+    module = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}[name]
+    return __import__(module).__version__

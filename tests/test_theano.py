@@ -1,0 +1,174 @@
+"""The Theano and PyTensor chapters: records from the quick build, parity, scan, set-up.
+
+The quick build comes from the session fixture ``quick_book`` (conftest.py); select these
+chapters with ``ROSETTA_TEST_CHAPTERS=theano,pytensor``. The scan test runs Theano in a
+subprocess, because Theano reads its flags once per process, at import.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import nbformat
+import numpy as np
+import pytest
+
+from rosetta import params, reference, training, weights
+from rosetta.params import ParameterError
+
+THEANO_VARIANTS = {("two_layer", "symbolic"), ("two_layer", "shared"),
+                   ("lenet", "openblas"), ("lenet", "numpy_c_api")}
+PYTENSOR_VARIANTS = {("two_layer", "shared_c"), ("two_layer", "shared_jax")}
+
+
+def quick_cfg(rec):
+    return params.resolve(**rec["params"])
+
+
+# ------------------------------------------------------------------ records
+
+def test_theano_records_every_variant_in_quick_mode(quick_book):
+    recs = quick_book.records("theano")
+    assert set(recs) == THEANO_VARIANTS
+    for rec in recs.values():
+        assert rec["framework"] == "theano" and rec["device"] == "cpu"
+        assert rec["params"]["quick"] is True
+        assert rec["timing"]["median_s"] > 0 and rec["timing"]["n"] > 0
+
+
+def test_two_layer_matches_the_reference_for_every_step(quick_book):
+    for variant in ("symbolic", "shared"):
+        rec = quick_book.records("theano")[("two_layer", variant)]
+        losses = np.asarray(rec["losses"])
+        assert len(losses) == params.TWO_LAYER_STEPS >= 50
+        x, y, w1, w2 = weights.two_layer(rec["params"]["seed"])
+        ref = reference.two_layer_losses(x, y, w1, w2, params.TWO_LAYER_LR, params.TWO_LAYER_STEPS)
+        dev = np.abs(losses - ref) / np.abs(ref)
+        assert dev.max() <= params.TWO_LAYER_TOL, f"{variant}: deviation {dev.max():.2e} at step {dev.argmax()}"
+        assert rec["parity"]["passed"]
+
+
+def _lenet_reference(rec):
+    cfg = quick_cfg(rec)
+    x_train, y_train, _, _ = training.mnist_data(cfg)
+    batches = training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS)
+    return reference.lenet_losses(weights.lenet(cfg.seed), batches, params.LENET_LR, params.LENET_MOMENTUM)
+
+
+def test_lenet_first_steps_match_the_reference(quick_book):
+    recs = quick_book.records("theano")
+    ref = _lenet_reference(recs[("lenet", "openblas")])
+    for variant in ("openblas", "numpy_c_api"):
+        rec = recs[("lenet", variant)]
+        head = np.asarray(rec["losses"][:params.PARITY_STEPS])
+        dev = np.abs(head - ref) / np.abs(ref)
+        # the first step is computed from identical weights: any layout, flip or pooling mistake shows here
+        assert dev[0] <= 1e-5, f"{variant}: first loss {head[0]} vs reference {ref[0]}"
+        assert dev.max() <= params.LENET_TOL, (
+            f"{variant}: the first {params.PARITY_STEPS} losses deviate by up to {dev.max():.2e} "
+            f"(step {dev.argmax()}), more than {params.LENET_TOL}")
+
+
+def test_lenet_blas_variants_train_the_same_network(quick_book):
+    recs = quick_book.records("theano")
+    openblas, numpy_blas = recs[("lenet", "openblas")], recs[("lenet", "numpy_c_api")]
+    assert openblas["extra"]["blas"] == "openblas" and numpy_blas["extra"]["blas"] == "numpy"
+    assert len(openblas["losses"]) == len(numpy_blas["losses"])
+    assert np.allclose(openblas["losses"][:5], numpy_blas["losses"][:5], rtol=1e-5)
+    for rec in (openblas, numpy_blas):
+        assert 0.5 < rec["test_accuracy"] <= 1.0      # 1 epoch on 2,560 images: far above chance
+
+
+def test_lenet_compile_times_cold_and_warm(quick_book):
+    extra = quick_book.records("theano")[("lenet", "openblas")]["extra"]
+    assert extra["cold_modules"] > 0, "the cold compilation found its modules cached"
+    assert extra["compile_warm_s"] < extra["compile_cold_s"]
+
+
+def test_theano_chapter_shows_no_compiler_noise(quick_book):
+    res = quick_book.chapter("theano")
+    assert res.ok, res.error
+    nb = nbformat.read(res.notebook, as_version=4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.get("name") != "stderr", f"stderr in the book: {out.get('text', '')[:300]}"
+            text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+            assert "WARNING" not in text, text[:300]
+
+
+def test_pytensor_records_match_the_reference(quick_book):
+    recs = quick_book.records("pytensor")
+    assert set(recs) == PYTENSOR_VARIANTS
+    for rec in recs.values():
+        assert rec["framework"] == "pytensor"
+        assert rec["parity"]["passed"] and rec["parity"]["max_rel_dev"] <= params.TWO_LAYER_TOL
+        assert len(rec["losses"]) == params.TWO_LAYER_STEPS
+    assert recs[("two_layer", "shared_c")]["device"] == "cpu"
+    assert recs[("two_layer", "shared_jax")]["device"] in ("cpu", "cuda")
+
+
+# --------------------------------------------------------------- set-up, scan
+
+def test_theano_refuses_cuda_with_the_reason():
+    from rosetta import fw_theano
+    assert fw_theano.resolve_device("auto") == "cpu" and fw_theano.resolve_device("cpu") == "cpu"
+    with pytest.raises(ParameterError, match="pygpu"):
+        fw_theano.resolve_device("cuda")
+
+
+def test_compile_dir_is_inside_the_build_folder(tmp_path, monkeypatch):
+    from rosetta import fw_theano
+    monkeypatch.setenv("ROSETTA_BUILD", str(tmp_path / "_build"))
+    assert fw_theano.compile_dir() == tmp_path / "_build" / "theano" / "compiledir"
+
+
+SCAN_PROGRAM = textwrap.dedent("""
+    import json
+    from rosetta import fw_theano
+    fw_theano.setup(1)
+    import numpy as np
+    import theano
+    import theano.tensor as T
+
+    rng = np.random.default_rng(1)
+    w = theano.shared((0.3 * rng.standard_normal((8, 8))).astype("float32"))
+    h0 = T.unbroadcast(T.zeros((1, 8)), 0)
+    xs = T.tensor3("xs")
+    hs, _ = theano.scan(lambda x_t, h, w: T.tanh(T.dot(h, w) + x_t), sequences=xs, outputs_info=h0,
+                        non_sequences=w)
+    scan_fn = theano.function([xs], [hs[-1].sum(), T.grad(hs[-1].sum(), w)])
+    h = h0
+    for t in range(6):
+        h = T.tanh(T.dot(h, w) + xs[t])
+    unrolled_fn = theano.function([xs], [h.sum(), T.grad(h.sum(), w)])
+    seq = rng.standard_normal((6, 1, 8)).astype("float32")
+    (o_s, g_s), (o_u, g_u) = scan_fn(seq), unrolled_fn(seq)
+    # the same recurrence in NumPy, float64, with its gradient by backpropagation through time
+    W, hs64 = w.get_value().astype(np.float64), [np.zeros((1, 8))]
+    for t in range(6):
+        hs64.append(np.tanh(hs64[-1] @ W + seq[t]))
+    grad, dh = np.zeros_like(W), np.ones((1, 8))
+    for t in range(6, 0, -1):
+        da = dh * (1 - hs64[t] ** 2)
+        grad += hs64[t - 1].T @ da
+        dh = da @ W.T
+    print(json.dumps({"out": [float(o_s), float(o_u), float(hs64[-1].sum())],
+                      "grad_diff": float(np.abs(g_s - g_u).max()),
+                      "grad_vs_numpy": float(np.abs(g_s - grad).max() / np.abs(grad).max()),
+                      "grad_norm": float(np.linalg.norm(g_s))}))
+""")
+
+
+def test_scan_and_its_gradient_equal_the_unrolled_loop(tmp_path):
+    env = dict(os.environ, ROSETTA_BUILD=str(tmp_path / "_build"))
+    proc = subprocess.run([sys.executable, "-c", SCAN_PROGRAM], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    out_scan, out_unrolled, out_numpy = got["out"]
+    assert out_scan == pytest.approx(out_unrolled, rel=1e-6)
+    assert out_scan == pytest.approx(out_numpy, rel=1e-5)
+    assert got["grad_norm"] > 0.1                       # a real gradient, not zeros
+    assert got["grad_diff"] <= 1e-6 * max(1.0, got["grad_norm"])
+    assert got["grad_vs_numpy"] <= 1e-5
