@@ -149,11 +149,25 @@ def fresh_compile_cache(name: str = "cold") -> Path:
     (``theano.link.c.cmodule._module_cache``) for one on the new folder.
     """
     from theano.link.c import cmodule
+    global _chapter_cache
+    if _chapter_cache is None:
+        from theano.link.c.basic import get_module_cache
+        _chapter_cache = get_module_cache()          # the build's own cache (config.compiledir)
     folder = build_dir() / "theano" / f"compiledir-{name}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     cmodule._module_cache = cmodule.ModuleCache(str(folder))
     return folder
+
+
+def restore_compile_cache() -> None:
+    """Compile into the build's own cache again (kept between runs), after :func:`fresh_compile_cache`."""
+    from theano.link.c import cmodule
+    if _chapter_cache is not None:
+        cmodule._module_cache = _chapter_cache
+
+
+_chapter_cache = None
 
 
 def cache_modules(folder) -> int:
