@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rosetta import build, records
+from rosetta import build, params, records, reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,3 +41,14 @@ def quick_book(tmp_path_factory):
     build_dir = tmp_path_factory.mktemp("book") / "_build"
     results = build.build(ROOT, build_dir, quick=True, only=only, html=not only)
     return QuickBook(build_dir, results, with_html=not only)
+
+
+def check_lenet_record(rec, lenet_reference, variant):
+    """What every framework's quick-mode LeNet record must show: parity, all steps, per-epoch accuracy."""
+    p = rec["params"]
+    assert rec["parity"]["steps"] == params.PARITY_STEPS and rec["parity"]["tolerance"] == params.LENET_TOL
+    assert reference.max_rel_dev(rec["losses"][:params.PARITY_STEPS], lenet_reference) <= params.LENET_TOL
+    assert len(rec["losses"]) == p["epochs"] * (p["train_subset"] // p["batch_size"])
+    assert len(rec["extra"]["epoch_accuracy"]) == len(rec["extra"]["epoch_end_train_s"]) == p["epochs"]
+    assert rec["test_accuracy"] == rec["extra"]["epoch_accuracy"][-1]
+    assert rec["test_accuracy"] > 0.7, f"{variant}: {rec['test_accuracy']:.3f} after quick training"

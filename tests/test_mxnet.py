@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import check_lenet_record
+
 from rosetta import params, records, reference, training, weights
 
 CHAPTER = "mxnet"
@@ -105,13 +107,7 @@ def test_symbol_and_ndarray_programs_agree(mx_records):
 @pytest.mark.parametrize("variant", LENET)
 def test_lenet_follows_the_reference_and_learns(mx_records, lenet_reference, variant):
     rec = mx_records[("lenet", variant)]
-    p = rec["params"]
-    assert rec["parity"]["steps"] == params.PARITY_STEPS and rec["parity"]["tolerance"] == params.LENET_TOL
-    assert reference.max_rel_dev(rec["losses"][:params.PARITY_STEPS], lenet_reference) <= params.LENET_TOL
-    assert len(rec["losses"]) == p["epochs"] * (p["train_subset"] // p["batch_size"])
-    assert len(rec["extra"]["epoch_accuracy"]) == len(rec["extra"]["epoch_end_train_s"]) == p["epochs"]
-    assert rec["test_accuracy"] == rec["extra"]["epoch_accuracy"][-1]
-    assert rec["test_accuracy"] > 0.7, f"{variant}: {rec['test_accuracy']:.3f} after quick training"
+    check_lenet_record(rec, lenet_reference, variant)
 
 
 def test_only_the_main_lenet_trains_all_epochs(mx_records):

@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import check_lenet_record
+
 from rosetta import params, records, reference, training, weights
 
 CHAPTER = "tensorflow"
@@ -77,13 +79,7 @@ def test_two_layer_follows_the_reference(tf_records, variant):
 @pytest.mark.parametrize("variant", LENET)
 def test_lenet_follows_the_reference_and_learns(tf_records, lenet_reference, variant):
     rec = tf_records[("lenet", variant)]
-    p = rec["params"]
-    assert rec["parity"]["steps"] == params.PARITY_STEPS and rec["parity"]["tolerance"] == params.LENET_TOL
-    assert reference.max_rel_dev(rec["losses"][:params.PARITY_STEPS], lenet_reference) <= params.LENET_TOL
-    assert len(rec["losses"]) == p["epochs"] * (p["train_subset"] // p["batch_size"])
-    assert len(rec["extra"]["epoch_accuracy"]) == len(rec["extra"]["epoch_end_train_s"]) == p["epochs"]
-    assert rec["test_accuracy"] == rec["extra"]["epoch_accuracy"][-1]
-    assert rec["test_accuracy"] > 0.7, f"{variant}: {rec['test_accuracy']:.3f} after quick training"
+    check_lenet_record(rec, lenet_reference, variant)
 
 
 def test_lenet_variants_record_how_they_ran(tf_records):
