@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from rosetta import build, charts, compare, control_flow as cf, flops, params, peak, records, timing
+from rosetta import build, charts, compare, control_flow as cf, flops, params, peak, records, timing, weights
 
 from conftest import ROOT
 
@@ -223,6 +223,40 @@ def test_committed_records_are_labelled_and_shadowed(book, tmp_path):
     assert len(pt) == 1 and pt.iloc[0]["timing.median_s"] == pytest.approx(0.040) and Path(path).exists()
 
 
+def _write_dp(folder, framework, variant, median, processes=1, dev=1e-7, exchange_s=None):
+    extra = {"processes": processes, "replicas": 2 if variant != "single_all" else 1,
+             "max_rel_dev_vs_single": dev, "baseline": "single_1t"}
+    if exchange_s is not None:
+        extra["exchange"] = {"1": {"median_s": 1e-4}, str(weights.lenet_parameter_count()): {"median_s": exchange_s}}
+    ref = list(np.linspace(3.0, 1.0, params.PARITY_STEPS))
+    rec = records.make(framework=framework, framework_version="1.0", variant=variant, model="lenet_dp",
+                       device="cpu", device_name=CPU, threads=2, params={"quick": True, "batch_size": 64},
+                       losses=ref + [1.0] * 20, reference=ref, tolerance=1e-3, probe_summary=_summary(median),
+                       extra=extra)
+    return records.write(rec, folder)
+
+
+def test_data_parallel_table(book):
+    """The scaling chapter's engines become one row each, against their framework's one-process run."""
+    build_dir, committed = book
+    folder = build_dir / "records" / "scaling"
+    _write_dp(folder, "pytorch", "single_all", 0.050)
+    _write_dp(folder, "pytorch", "single_1t", 0.080)
+    _write_dp(folder, "pytorch", "ddp", 0.040, processes=2, dev=4e-7, exchange_s=0.003)
+    _write_dp(folder, "mxnet", "kvstore_device", 0.060, dev=6e-7)        # no one-process run: NaN ratio
+    assert len(compare.load(build_dir, committed)) == 6               # the shared models only
+    dp = compare.load_data_parallel(build_dir, committed)
+    assert len(dp) == 4
+    table = compare.data_parallel_table(dp)
+    assert list(table["framework"]) == ["PyTorch", "MXNet"]
+    pt, mx = table.iloc[0], table.iloc[1]
+    assert pt["engine"].startswith("torch.distributed") and pt["processes"] == 2 and pt["steps"] == 40
+    assert pt["step / 1 process"] == pytest.approx(0.8) and pt["gradient exchange (ms)"] == pytest.approx(3.0)
+    assert pt["max rel. dev. from 1 process"] == pytest.approx(4e-7)
+    assert np.isnan(mx["1 process (ms)"]) and np.isnan(mx["gradient exchange (ms)"])
+    assert compare.data_parallel_table(compare.load_data_parallel(build_dir / "nothing", committed)).empty
+
+
 def test_package_facts_from_metadata():
     facts = compare.package_facts("numpy")
     assert facts["version"] == np.__version__ and facts["wheel tag"]
@@ -333,6 +367,16 @@ def test_quick_book_comparison_page(quick_book):
     assert len(links) >= 20
     for link in links:
         assert (quick_book.html / "chapters" / link).resolve().is_file(), link
+    # the 2016 distributed-training claim is answered from the scaling chapter's measured runs
+    import pandas as pd
+    downloads = quick_book.build_dir / "downloads" / "comparison"
+    dp = pd.read_csv(downloads / "data_parallel.csv")
+    assert set(dp["framework"]) == {"PyTorch", "TensorFlow", "MXNet"}
+    assert set(dp.loc[dp["processes"] > 1, "framework"]) == {"PyTorch", "TensorFlow", "MXNet"}
+    assert (dp["max rel. dev. from 1 process"] < 1e-5).all() and (dp["step / 1 process"] > 0).all()
+    claims = pd.read_csv(downloads / "claims_2016.csv")
+    row = claims[claims["claim (2016)"].str.startswith("Multi-GPU and distributed")].iloc[0]
+    assert row["checked today"].startswith("Measured in the Scaling out chapter") and "outdated" in row["verdict"]
     df = compare.load(quick_book.build_dir)
     best = compare.fastest(compare.speed_table(df), "LeNet")
     if best["frameworks"]:

@@ -223,6 +223,64 @@ def peak_table(df, peak_gflops: float, cpu: str, threads: int) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
+# ------------------------------------------------------------ data-parallel
+
+DP_MODEL = "lenet_dp"                  # the Scaling out chapter's records
+DP_ENGINES = {                         # (framework, variant) -> the engine that ran it
+    ("pytorch", "ddp"): "torch.distributed DistributedDataParallel (gloo)",
+    ("tensorflow", "multi_worker"): "tf.distribute.MultiWorkerMirroredStrategy",
+    ("tensorflow", "mirrored"): "tf.distribute.MirroredStrategy",
+    ("mxnet", "dist_sync"): "kvstore dist_sync (ps-lite)",
+    ("mxnet", "kvstore_device"): "kvstore device",
+}
+DP_SINGLE = "single_all"               # the one-process run on all the cores, the speed baseline
+
+
+def load_data_parallel(build=None, committed=None, folders=None) -> pd.DataFrame:
+    """The data-parallel LeNet records (model ``lenet_dp``) of the same folders as :func:`load`."""
+    committed = Path(committed) if committed is not None else records.committed_dir()
+    folders = [Path(f) for f in folders] if folders else record_folders(build, committed)
+    df = records.load(*folders) if folders else pd.DataFrame()
+    if df.empty or "model" not in df:
+        return pd.DataFrame(columns=["framework", "variant", "model", "device", "name"])
+    df = df[df["framework"].isin(FRAMEWORKS) & (df["model"] == DP_MODEL)].copy()
+    df["name"] = df["framework"].map(NAMES)
+    return df.reset_index(drop=True)
+
+
+def data_parallel_table(dp) -> pd.DataFrame:
+    """One row per data-parallel engine run: does it compute what one process computes, and how fast.
+
+    ``same as 1 process`` is the largest relative deviation of its per-step losses from the
+    single-process run of the same framework that the record names as its baseline; the step
+    time is compared with that framework's one-process run on all the cores (``single_all``).
+    """
+    cols = ["framework", "engine", "variant", "device", "processes", "replicas", "steps",
+            "max rel. dev. from 1 process", "median step (ms)", "1 process (ms)", "step / 1 process",
+            "gradient exchange (ms)"]
+    if dp.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for _, r in dp.iterrows():
+        engine = DP_ENGINES.get((r["framework"], r["variant"]))
+        if engine is None:
+            continue
+        single = dp[(dp["framework"] == r["framework"]) & (dp["variant"] == DP_SINGLE) & (dp["device"] == r["device"])]
+        single_ms = 1e3 * float(single["timing.median_s"].iloc[0]) if len(single) else np.nan
+        exchange = r.get("extra.exchange")
+        grad = exchange.get(str(weights.lenet_parameter_count())) if isinstance(exchange, dict) else None
+        rows.append({"framework": r["name"], "engine": engine, "variant": r["variant"], "device": r["device"],
+                     "processes": int(r["extra.processes"]), "replicas": int(r["extra.replicas"]),
+                     "steps": len(r["losses"]), "max rel. dev. from 1 process": float(r["extra.max_rel_dev_vs_single"]),
+                     "median step (ms)": 1e3 * float(r["timing.median_s"]), "1 process (ms)": single_ms,
+                     "step / 1 process": 1e3 * float(r["timing.median_s"]) / single_ms,
+                     "gradient exchange (ms)": 1e3 * grad["median_s"] if grad else np.nan})
+    out = pd.DataFrame(rows, columns=cols)
+    order = {NAMES[f]: i for i, f in enumerate(FRAMEWORKS)}
+    return out.sort_values(["framework", "processes"], key=lambda s: s.map(order) if s.name == "framework" else -s) \
+        .reset_index(drop=True)
+
+
 # ------------------------------------------------------------ one-off costs
 
 def one_off_columns(df) -> list:
