@@ -63,3 +63,27 @@ def test_parity_check_has_teeth():
         R.check(ref * np.array([1, 1, 1.01]), ref, 1e-4)
     with pytest.raises(R.ParityError, match="non-finite loss at step 1"):
         R.check([2.0, np.nan, 0.5], ref, 1e-4)
+
+
+def test_lenet_margins_measure_how_close_each_decision_is():
+    """The margins are those of the reference's own training: at step 0 they follow from the initial
+    weights; an exact tie in a pooling window is no margin (every precision decides it alike)."""
+    rng = np.random.default_rng(2)
+    p = weights.lenet(0)
+    x = rng.random((4, 1, 28, 28)).astype(np.float32)
+    x[:, :, :8, :8] = 0                        # blank corner: conv1 windows there tie exactly
+    y = np.array([0, 1, 2, 3])
+    m = R.lenet_margins(p, [(x, y), (x, y)], lr=0.01, momentum=0.9)
+    assert set(m) == {"relu", "pool1", "pool2"} and all(len(v) == 2 for v in m.values())
+    q = {k: v.astype(np.float64) for k, v in p.items()}
+    a1, _ = R.conv_forward(x.astype(np.float64), q["conv1_w"], q["conv1_b"])
+    p1, _ = R.pool_forward(a1)
+    a2, _ = R.conv_forward(p1, q["conv2_w"], q["conv2_b"])
+    p2, _ = R.pool_forward(a2)
+    h_pre = p2.reshape(4, -1) @ q["fc1_w"] + q["fc1_b"]
+    assert m["relu"][0] == pytest.approx(np.abs(h_pre).min(), rel=1e-12)
+    win = np.sort(a1.reshape(4, 20, 12, 2, 12, 2).transpose(0, 1, 2, 4, 3, 5).reshape(-1, 4), axis=1)
+    gaps = win[:, -1] - win[:, -2]
+    assert (gaps == 0).any() and m["pool1"][0] > 0
+    assert m["pool1"][0] == pytest.approx(gaps[gaps > 0].min(), rel=1e-12)
+    assert m["relu"][1] != m["relu"][0]        # the second step is taken from the updated weights

@@ -139,6 +139,44 @@ def lenet_losses(params: dict, batches, lr: float, momentum: float) -> np.ndarra
     return np.array(losses)
 
 
+def _pool_gap(a):
+    """The smallest non-zero gap between the largest and second-largest value of any pooling window."""
+    n, c, hh, ww = a.shape
+    win = np.sort(a.reshape(n, c, hh // 2, 2, ww // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(-1, 4), axis=1)
+    gap = win[:, -1] - win[:, -2]
+    gap = gap[gap > 0]
+    return float(gap.min()) if gap.size else float("inf")
+
+
+def lenet_margins(params: dict, batches, lr: float, momentum: float) -> dict:
+    """How close the reference's decisions come to their thresholds, at each step of its training.
+
+    A ReLU decides by the sign of its input and a max-pooling window by which element is largest;
+    where the reference's value lies within float32 rounding of the threshold, a float32 run may
+    decide the other way and take a different gradient from there on. Per step: the smallest
+    ``|input|`` of the fc1 ReLU and the smallest non-zero gap between a window's two largest
+    values after each convolution (exact ties are decided the same way in every precision).
+    """
+    p = {k: np.asarray(v, np.float64).copy() for k, v in params.items()}
+    vel = {k: np.zeros_like(v) for k, v in p.items()}
+    out = {"relu": [], "pool1": [], "pool2": []}
+    for xb, yb in batches:
+        x = np.asarray(xb, np.float64)
+        a1, _ = conv_forward(x, p["conv1_w"], p["conv1_b"])
+        p1, _ = pool_forward(a1)
+        a2, _ = conv_forward(p1, p["conv2_w"], p["conv2_b"])
+        p2, _ = pool_forward(a2)
+        h_pre = p2.reshape(len(x), -1) @ p["fc1_w"] + p["fc1_b"]
+        out["relu"].append(float(np.abs(h_pre).min()))
+        out["pool1"].append(_pool_gap(a1))
+        out["pool2"].append(_pool_gap(a2))
+        _, g = lenet_loss_and_grads(p, x, np.asarray(yb))
+        for k in p:
+            vel[k] = momentum * vel[k] + g[k]
+            p[k] -= lr * vel[k]
+    return {k: np.array(v) for k, v in out.items()}
+
+
 # --------------------------------------------------------------------- parity
 
 def max_rel_dev(losses, ref) -> float:
