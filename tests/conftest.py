@@ -52,3 +52,16 @@ def check_lenet_record(rec, lenet_reference, variant):
     assert len(rec["extra"]["epoch_accuracy"]) == len(rec["extra"]["epoch_end_train_s"]) == p["epochs"]
     assert rec["test_accuracy"] == rec["extra"]["epoch_accuracy"][-1]
     assert rec["test_accuracy"] > 0.7, f"{variant}: {rec['test_accuracy']:.3f} after quick training"
+
+
+def check_float64_record(rec, lenet_reference, tol=1e-6):
+    """A chapter's float64 LeNet run over the parity window: the check of its program, which float32
+    rounding cannot upset. Within 1e-6: some frameworks round the learning rate and momentum to
+    float32 even for float64 weights (about 1.4e-7 over 20 steps; about 1e-16 otherwise)."""
+    assert rec["extra"]["dtype"] == "float64" and rec["test_accuracy"] is None
+    assert len(rec["losses"]) == rec["parity"]["steps"] == params.PARITY_STEPS
+    assert rec["parity"]["passed"] and rec["parity"]["tolerance"] == params.LENET_TOL
+    dev = reference.max_rel_dev(rec["losses"], lenet_reference)
+    assert dev <= tol, f"float64 run deviates by {dev:.2e}"
+    assert rec["parity"]["max_rel_dev"] == pytest.approx(dev)
+    return dev

@@ -1,17 +1,20 @@
 """The PyTorch chapter, executed in quick mode by the book's own build."""
 import time
 
-from rosetta import build, params
+from rosetta import build, params, reference, training, weights
 
-from conftest import ROOT
+from conftest import ROOT, check_float64_record
 
-VARIANTS = {("two_layer", "tensors"), ("two_layer", "autograd"), ("two_layer", "nn_module"), ("lenet", "nn_module")}
+VARIANTS = {("two_layer", "tensors"), ("two_layer", "autograd"), ("two_layer", "nn_module"), ("lenet", "nn_module"),
+            ("lenet", "float64")}
 
 
 def test_every_variant_recorded_with_parity(quick_book):
     recs = quick_book.records("pytorch")
     assert set(recs) == VARIANTS
     for (model, variant), r in recs.items():
+        if variant == "float64":
+            continue                                     # the parity window only: its own test
         steps = r["parity"]["steps"]
         if model == "two_layer":
             assert steps == len(r["losses"]) == params.TWO_LAYER_STEPS >= 50
@@ -33,6 +36,16 @@ def test_lenet_learns(quick_book):
     r = quick_book.records("pytorch")[("lenet", "nn_module")]
     assert r["losses"][-1] < 0.5 * r["losses"][0]
     assert 0.6 < r["test_accuracy"] <= 1 and r["extra"]["epoch_accuracy"] == [r["test_accuracy"]]
+
+
+def test_float64_run_is_the_reference_program(quick_book):
+    """PyTorch applies its hyper-parameters in the weights' own type: float64 matches to rounding."""
+    recs = quick_book.records("pytorch")
+    cfg = params.resolve(**recs[("lenet", "nn_module")]["params"])
+    x_train, y_train, _, _ = training.mnist_data(cfg)
+    ref = reference.lenet_losses(weights.lenet(cfg.seed), training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS),
+                                 params.LENET_LR, params.LENET_MOMENTUM)
+    check_float64_record(recs[("lenet", "float64")], ref, tol=1e-12)
 
 
 def test_bad_parameter_fails_before_any_training(tmp_path):

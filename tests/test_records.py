@@ -68,3 +68,21 @@ def test_load_makes_a_tidy_table(tmp_path):
     assert {"timing.median_s", "memory.peak_rss_bytes", "parity.max_rel_dev", "params.seed"} <= set(df.columns)
     long = records.losses_long(df)
     assert len(long) == 6 and np.isnan(long["reference"]).sum() == 2
+
+
+def test_recorder_saves_then_enforces_parity_unless_told_not_to(tmp_path, capsys):
+    """A run outside the tolerance is written either way; ``check=False`` (float32 LeNet runs, whose
+    parity a float64 run checks) reports it in one line instead of raising."""
+    from rosetta.reference import ParityError
+    probe = sample()["timing"], sample()["memory"]
+    summary = {"timing": probe[0], "memory": probe[1]}
+    rec = records.Recorder(framework="numpy", framework_version="1", device="cpu", device_name="cpu",
+                           threads=2, params={"seed": 0}, folder=tmp_path)
+    common = dict(model="lenet", losses=[3.0, 2.1, 1.0], reference=[3.0, 2.0], tolerance=1e-3,
+                  probe_summary=summary)
+    with pytest.raises(ParityError, match="numpy lenet strict: losses deviate .* at step 1"):
+        rec.save(variant="strict", **common)
+    saved = rec.save(variant="lenient", check=False, **common)
+    assert "parity not reached in this float32 run: numpy lenet lenient" in capsys.readouterr().out
+    assert not saved["parity"]["passed"] and saved["parity"]["max_rel_dev"] == pytest.approx(0.05)
+    assert {p.name for p in tmp_path.iterdir()} == {"numpy--lenet--strict--cpu.json", "numpy--lenet--lenient--cpu.json"}

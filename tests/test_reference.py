@@ -87,3 +87,18 @@ def test_lenet_margins_measure_how_close_each_decision_is():
     assert (gaps == 0).any() and m["pool1"][0] > 0
     assert m["pool1"][0] == pytest.approx(gaps[gaps > 0].min(), rel=1e-12)
     assert m["relu"][1] != m["relu"][0]        # the second step is taken from the updated weights
+
+
+def test_float64_remainder_names_float32_hyperparameters_when_they_explain_it():
+    rng = np.random.default_rng(3)
+    p = weights.lenet(0)
+    batches = [(rng.random((4, 1, 28, 28)), rng.integers(0, 10, 4)) for _ in range(3)]
+    f32 = lambda v: float(np.float32(v))
+    exact = R.lenet_losses(p, batches, 0.01, 0.9)
+    rounded = R.lenet_losses(p, batches, f32(0.01), f32(0.9))
+    assert R.max_rel_dev(rounded, exact) > 1e-11              # the rounding shows over three steps
+    r = R.float64_remainder(rounded, p, batches, 0.01, 0.9)
+    assert r["cause"] == "with the learning rate and momentum rounded to float32"
+    assert r["deviations"][r["cause"]] == 0.0 and "rounds those hyper-parameters" in r["text"]
+    r = R.float64_remainder(exact, p, batches, 0.01, 0.9)
+    assert r["cause"] == "as given" and r["text"].startswith("What remains is the order")

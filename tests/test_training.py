@@ -40,3 +40,18 @@ def test_diverging_run_stops_at_the_first_bad_loss():
         with pytest.raises(training.DivergedError, match="loss is inf at step 6; training diverged"):
             training.fit(exploding, lambda x, y: 0.0, small_data(), cfg, probe, "test run")
     assert len(calls) == 7
+
+
+def test_float64_parity_feeds_float64_images_in_order():
+    seen = []
+
+    def step(x, y):
+        seen.append((x.dtype, int(y[0])))
+        return float(len(seen))
+
+    batches = [(np.full((2, 1, 28, 28), i, np.float32), np.array([i, i])) for i in range(7)]
+    with timing.Probe() as probe:
+        losses = training.float64_parity(step, batches, probe, "test")
+    assert losses == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    assert seen == [(np.dtype(np.float64), i) for i in range(7)]
+    assert len(probe.times) == 7

@@ -105,15 +105,24 @@ class Recorder:
         self.saved = []
 
     def save(self, *, variant, model, losses, reference, tolerance, probe_summary, test_accuracy=None,
-             extra=None) -> dict:
-        """Write the record, then raise ``ParityError`` if the run left the reference's tolerance."""
-        from .reference import check
+             extra=None, check=True) -> dict:
+        """Write the record, then raise ``ParityError`` if the run left the reference's tolerance.
+
+        ``check=False`` is for float32 LeNet runs, whose parity a float64 run of the same code
+        checks (see CONTRIBUTING.md): the record still says whether it passed, and a line says so.
+        """
+        from .reference import ParityError, check as check_parity
         rec = make(variant=variant, model=model, losses=losses, reference=reference, tolerance=tolerance,
                    probe_summary=probe_summary, test_accuracy=test_accuracy, extra=extra, **self.common)
         write(rec, self.folder)
         self.saved.append(rec)
-        check(rec["losses"][:rec["parity"]["steps"]], reference, tolerance,
-              f"{rec['framework']} {model} {variant}")
+        try:
+            check_parity(rec["losses"][:rec["parity"]["steps"]], reference, tolerance,
+                         f"{rec['framework']} {model} {variant}")
+        except ParityError as err:
+            if check:
+                raise
+            print(f"parity not reached in this float32 run: {err}")
         return rec
 
     def table(self):
