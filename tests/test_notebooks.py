@@ -42,17 +42,32 @@ def test_numpy1_chapters_run_in_python311_on_colab(monkeypatch):
         exec(first["source"], {})
 
 
-def test_colab_mode_must_be_known(tmp_path):
+def test_colab_mode_must_be_known_and_none_must_say_why(tmp_path):
     (tmp_path / "chapters").mkdir()
     (tmp_path / "chapters" / "x.md").write_text("---\nrosetta:\n  colab: python2\n---\n# X\n")
-    with pytest.raises(ValueError, match="rosetta.colab must be 'native' or 'python311', got 'python2'"):
+    with pytest.raises(ValueError, match="rosetta.colab must be one of 'native', 'python311', 'none', got 'python2'"):
         notebooks.colab_mode(tmp_path, "x")
+    (tmp_path / "chapters" / "x.md").write_text("---\nrosetta:\n  colab: none\n---\n# X\n")
+    with pytest.raises(ValueError, match="colab_why does not say why"):
+        notebooks.colab_mode(tmp_path, "x")
+
+
+def test_chapters_that_cannot_run_on_colab_say_why_there_and_run_elsewhere(monkeypatch):
+    none = {n for n in ("scaling", "comparison", "appendix_chainer", "appendix_cntk", "appendix_lasagne",
+                        "appendix_keras", "status") if notebooks.colab_mode(ROOT, n) == "none"}
+    assert none == {"scaling", "comparison", "appendix_chainer", "appendix_cntk"}
+    first = json.loads(notebooks.generate(ROOT, "appendix_cntk"))["cells"][0]["source"]
+    monkeypatch.delenv("ROSETTA_COLAB", raising=False)
+    exec(first, {})                                   # outside Colab: nothing happens
+    monkeypatch.setenv("ROSETTA_COLAB", "1")
+    with pytest.raises(SystemExit, match="does not run on Colab: CNTK 2.7 needs Python 3.6"):
+        exec(first, {})
 
 
 def test_python311_environment_takes_the_books_pins(tmp_path):
     reqs = colab.requirements(ROOT)
     pins = dict(r.split("==") for r in reqs)
-    assert pins["numpy"].startswith("1.") and set(colab.PACKAGES) == set(pins)
+    assert pins["numpy"].startswith("1.") and set(pins) == set(colab.PACKAGES) | {"lasagne"}
     assert "torch" not in pins and "tensorflow-cpu" not in pins
     (tmp_path / "requirements.txt").write_text("numpy==1.26.4\nmxnet==1.9.1\n")
     with pytest.raises(colab.ColabError, match="pins no version of theano-pymc"):

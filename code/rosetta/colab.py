@@ -29,17 +29,28 @@ class ColabError(RuntimeError):
     """The Python 3.11 environment could not be built, or the chapter failed in it."""
 
 
-def requirements(root) -> list:
-    """The pinned requirements of :data:`PACKAGES`, read from the book's ``requirements.txt``."""
+EXTRA_REQUIREMENTS = ("envs/requirements-lasagne.txt",)     # pure-Python additions (the Lasagne appendix)
+
+
+def _pins(path) -> dict:
     pins = {}
-    for line in (Path(root) / "requirements.txt").read_text().splitlines():
+    for line in Path(path).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             pins[line.split("==", 1)[0].strip().lower()] = line
+    return pins
+
+
+def requirements(root) -> list:
+    """The pinned requirements of :data:`PACKAGES` from the book's ``requirements.txt``, then
+    those of :data:`EXTRA_REQUIREMENTS`."""
+    pins = _pins(Path(root) / "requirements.txt")
     missing = [p for p in PACKAGES if p not in pins]
     if missing:
         raise ColabError(f"requirements.txt pins no version of {', '.join(missing)}")
-    return [pins[p] for p in PACKAGES]
+    extra = [line for path in EXTRA_REQUIREMENTS if (Path(root) / path).is_file()
+             for line in _pins(Path(root) / path).values()]
+    return [pins[p] for p in PACKAGES] + extra
 
 
 def _run(cmd, what, **kw):

@@ -23,6 +23,9 @@ if "google.colab" in sys.modules:
     if not os.path.isdir("/content/rosetta"):
         subprocess.run(["git", "clone", "--depth", "1", "{url}", "/content/rosetta"], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "myst-nb"], check=True)
+        # installed for the programs a chapter starts in processes of their own; sys.path for this kernel
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/rosetta/code"],
+                       check=True)
     sys.path.insert(0, "/content/rosetta/code")
     os.environ["ROSETTA_ROOT"] = "/content/rosetta"
 '''
@@ -49,12 +52,29 @@ if ("google.colab" in sys.modules or os.environ.get("ROSETTA_COLAB")) and not os
 '''
 
 
+# The first cell of a chapter whose front matter says `rosetta: {colab: none, colab_why: ...}`.
+COLAB_NONE_CELL = '''\
+# On Colab this chapter cannot run: {why}
+# Read it in the HTML book, or run it with the README's `make book` on a machine of your own.
+import os, sys
+if "google.colab" in sys.modules or os.environ.get("ROSETTA_COLAB"):
+    raise SystemExit("This chapter does not run on Colab: {why}")
+'''
+
+COLAB_MODES = ("native", "python311", "none")
+
+
 def colab_mode(root: Path, name: str) -> str:
-    """How a chapter runs on Colab: ``"native"`` (Colab's own kernel) or ``"python311"``."""
+    """How a chapter runs on Colab: ``"native"`` (Colab's own kernel), ``"python311"`` (a Python
+    3.11 environment beside it, for NumPy 1) or ``"none"`` (it cannot; ``colab_why`` says why)."""
     from .build import front_matter
-    mode = (front_matter(root / "chapters" / f"{name}.md").get("rosetta") or {}).get("colab", "native")
-    if mode not in ("native", "python311"):
-        raise ValueError(f"chapters/{name}.md: rosetta.colab must be 'native' or 'python311', got {mode!r}")
+    meta = front_matter(root / "chapters" / f"{name}.md").get("rosetta") or {}
+    mode = meta.get("colab", "native")
+    if mode not in COLAB_MODES:
+        raise ValueError(f"chapters/{name}.md: rosetta.colab must be one of {', '.join(map(repr, COLAB_MODES))}, "
+                         f"got {mode!r}")
+    if mode == "none" and not meta.get("colab_why"):
+        raise ValueError(f"chapters/{name}.md: rosetta.colab is 'none' but rosetta.colab_why does not say why")
     return mode
 
 
@@ -69,8 +89,12 @@ def generate(root: Path, name: str) -> str:
     import nbformat
 
     nb = jupytext.read(root / "chapters" / f"{name}.md")
-    template = COLAB_PY311_CELL if colab_mode(root, name) == "python311" else COLAB_CELL
-    cell = nbformat.v4.new_code_cell(template.format(url=repository_url(root) + ".git", name=name),
+    from .build import front_matter
+    mode = colab_mode(root, name)
+    template = {"native": COLAB_CELL, "python311": COLAB_PY311_CELL, "none": COLAB_NONE_CELL}[mode]
+    why = (front_matter(root / "chapters" / f"{name}.md").get("rosetta") or {}).get("colab_why", "")
+    cell = nbformat.v4.new_code_cell(template.format(url=repository_url(root) + ".git", name=name,
+                                                     why=" ".join(str(why).split())),
                                      metadata={"tags": ["colab-setup"]})
     nb.cells.insert(0, cell)
     for i, c in enumerate(nb.cells):
