@@ -1,4 +1,4 @@
-"""Running a NumPy-1 chapter (MXNet, Theano) from Colab, whose Python 3.13 has only NumPy 2.
+"""Running a NumPy-1 chapter (MXNet, Theano, Lasagne) from Colab, whose Python 3.13 has only NumPy 2.
 
 MXNet 1.9.1 and Theano-PyMC 1.1.2 need NumPy 1, and NumPy 1 has no wheels for Python 3.13, so
 these chapters cannot run in Colab's own kernel. :func:`run_chapter` builds a Python 3.11
@@ -24,12 +24,11 @@ INNER = "ROSETTA_PY311"          # set inside the environment's kernel: its firs
 PACKAGES = ("numpy", "mxnet", "theano-pymc", "pandas", "matplotlib", "seaborn", "myst-nb", "myst-parser",
             "docutils", "papermill", "nbclient", "nbformat", "ipykernel", "psutil", "tqdm")
 
+EXTRA_REQUIREMENTS = ("envs/requirements-lasagne.txt",)     # pure-Python additions (the Lasagne appendix)
+
 
 class ColabError(RuntimeError):
     """The Python 3.11 environment could not be built, or the chapter failed in it."""
-
-
-EXTRA_REQUIREMENTS = ("envs/requirements-lasagne.txt",)     # pure-Python additions (the Lasagne appendix)
 
 
 def _pins(path) -> dict:

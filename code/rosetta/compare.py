@@ -40,6 +40,13 @@ def record_folders(build=None, committed=None) -> list:
     return folders + ([committed] if committed.is_dir() else [])
 
 
+def _all_records(build, committed, folders) -> pd.DataFrame:
+    """Every record in ``folders``, else in this build's chapter folders and the committed folder."""
+    committed = Path(committed) if committed is not None else records.committed_dir()
+    folders = [Path(f) for f in folders] if folders else record_folders(build, committed)
+    return records.load(*folders) if folders else pd.DataFrame()
+
+
 def load(build=None, committed=None, folders=None) -> pd.DataFrame:
     """Every record as one row (see :func:`rosetta.records.load`), with where it came from and labels.
 
@@ -50,8 +57,7 @@ def load(build=None, committed=None, folders=None) -> pd.DataFrame:
     this build shadows a committed one of the same framework, model, variant and device.
     """
     committed = Path(committed) if committed is not None else records.committed_dir()
-    folders = [Path(f) for f in folders] if folders else record_folders(build, committed)
-    df = records.load(*folders) if folders else pd.DataFrame()
+    df = _all_records(build, committed, folders)
     if df.empty:
         return pd.DataFrame(columns=["framework", "variant", "model", "device", "origin", "chapter", "label", "name"])
     df = df[df["framework"].isin(FRAMEWORKS) & df["model"].isin(MODELS)].copy()   # the two shared models
@@ -238,9 +244,7 @@ DP_SINGLE = "single_all"               # the one-process run on all the cores, t
 
 def load_data_parallel(build=None, committed=None, folders=None) -> pd.DataFrame:
     """The data-parallel LeNet records (model ``lenet_dp``) of the same folders as :func:`load`."""
-    committed = Path(committed) if committed is not None else records.committed_dir()
-    folders = [Path(f) for f in folders] if folders else record_folders(build, committed)
-    df = records.load(*folders) if folders else pd.DataFrame()
+    df = _all_records(build, committed, folders)
     if df.empty or "model" not in df:
         return pd.DataFrame(columns=["framework", "variant", "model", "device", "name"])
     df = df[df["framework"].isin(FRAMEWORKS) & (df["model"] == DP_MODEL)].copy()
@@ -251,8 +255,8 @@ def load_data_parallel(build=None, committed=None, folders=None) -> pd.DataFrame
 def data_parallel_table(dp) -> pd.DataFrame:
     """One row per data-parallel engine run: does it compute what one process computes, and how fast.
 
-    ``same as 1 process`` is the largest relative deviation of its per-step losses from the
-    single-process run of the same framework that the record names as its baseline; the step
+    ``max rel. dev. from 1 process`` is the largest relative deviation of its per-step losses from
+    the single-process run of the same framework that the record names as its baseline; the step
     time is compared with that framework's one-process run on all the cores (``single_all``).
     """
     cols = ["framework", "engine", "variant", "device", "processes", "replicas", "steps",

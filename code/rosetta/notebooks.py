@@ -64,18 +64,24 @@ if "google.colab" in sys.modules or os.environ.get("ROSETTA_COLAB"):
 COLAB_MODES = ("native", "python311", "none")
 
 
-def colab_mode(root: Path, name: str) -> str:
-    """How a chapter runs on Colab: ``"native"`` (Colab's own kernel), ``"python311"`` (a Python
-    3.11 environment beside it, for NumPy 1) or ``"none"`` (it cannot; ``colab_why`` says why)."""
+def colab_setting(root: Path, name: str) -> tuple:
+    """How a chapter runs on Colab, and why not where it cannot: (mode, why). The mode is
+    ``"native"`` (Colab's own kernel), ``"python311"`` (a Python 3.11 environment beside it, for
+    NumPy 1) or ``"none"`` (it cannot; the front matter's ``colab_why`` says why)."""
     from .build import front_matter
     meta = front_matter(root / "chapters" / f"{name}.md").get("rosetta") or {}
-    mode = meta.get("colab", "native")
+    mode, why = meta.get("colab", "native"), " ".join(str(meta.get("colab_why", "")).split())
     if mode not in COLAB_MODES:
         raise ValueError(f"chapters/{name}.md: rosetta.colab must be one of {', '.join(map(repr, COLAB_MODES))}, "
                          f"got {mode!r}")
-    if mode == "none" and not meta.get("colab_why"):
+    if mode == "none" and not why:
         raise ValueError(f"chapters/{name}.md: rosetta.colab is 'none' but rosetta.colab_why does not say why")
-    return mode
+    return mode, why
+
+
+def colab_mode(root: Path, name: str) -> str:
+    """The mode of :func:`colab_setting`."""
+    return colab_setting(root, name)[0]
 
 
 def repository_url(root: Path) -> str:
@@ -89,12 +95,9 @@ def generate(root: Path, name: str) -> str:
     import nbformat
 
     nb = jupytext.read(root / "chapters" / f"{name}.md")
-    from .build import front_matter
-    mode = colab_mode(root, name)
+    mode, why = colab_setting(root, name)
     template = {"native": COLAB_CELL, "python311": COLAB_PY311_CELL, "none": COLAB_NONE_CELL}[mode]
-    why = (front_matter(root / "chapters" / f"{name}.md").get("rosetta") or {}).get("colab_why", "")
-    cell = nbformat.v4.new_code_cell(template.format(url=repository_url(root) + ".git", name=name,
-                                                     why=" ".join(str(why).split())),
+    cell = nbformat.v4.new_code_cell(template.format(url=repository_url(root) + ".git", name=name, why=why),
                                      metadata={"tags": ["colab-setup"]})
     nb.cells.insert(0, cell)
     for i, c in enumerate(nb.cells):

@@ -125,18 +125,22 @@ def lenet_loss_and_grads(p, x, y):
     return loss, g
 
 
-def lenet_losses(params: dict, batches, lr: float, momentum: float) -> np.ndarray:
-    """Per-step losses of SGD-momentum over ``batches`` (an iterable of (x, y))."""
+def _lenet_training(params: dict, batches, lr: float, momentum: float):
+    """SGD-momentum over ``batches``; yields (weights before the step, images, loss) at each step."""
     p = {k: np.asarray(v, np.float64).copy() for k, v in params.items()}
     vel = {k: np.zeros_like(v) for k, v in p.items()}
-    losses = []
     for xb, yb in batches:
-        loss, g = lenet_loss_and_grads(p, np.asarray(xb, np.float64), np.asarray(yb))
+        x = np.asarray(xb, np.float64)
+        loss, g = lenet_loss_and_grads(p, x, np.asarray(yb))
+        yield p, x, loss
         for k in p:
             vel[k] = momentum * vel[k] + g[k]
             p[k] -= lr * vel[k]
-        losses.append(loss)
-    return np.array(losses)
+
+
+def lenet_losses(params: dict, batches, lr: float, momentum: float) -> np.ndarray:
+    """Per-step losses of SGD-momentum over ``batches`` (an iterable of (x, y))."""
+    return np.array([loss for _, _, loss in _lenet_training(params, batches, lr, momentum)])
 
 
 def _pool_gap(a):
@@ -157,11 +161,8 @@ def lenet_margins(params: dict, batches, lr: float, momentum: float) -> dict:
     ``|input|`` of the fc1 ReLU and the smallest non-zero gap between a window's two largest
     values after each convolution (exact ties are decided the same way in every precision).
     """
-    p = {k: np.asarray(v, np.float64).copy() for k, v in params.items()}
-    vel = {k: np.zeros_like(v) for k, v in p.items()}
     out = {"relu": [], "pool1": [], "pool2": []}
-    for xb, yb in batches:
-        x = np.asarray(xb, np.float64)
+    for p, x, _ in _lenet_training(params, batches, lr, momentum):
         a1, _ = conv_forward(x, p["conv1_w"], p["conv1_b"])
         p1, _ = pool_forward(a1)
         a2, _ = conv_forward(p1, p["conv2_w"], p["conv2_b"])
@@ -170,10 +171,6 @@ def lenet_margins(params: dict, batches, lr: float, momentum: float) -> dict:
         out["relu"].append(float(np.abs(h_pre).min()))
         out["pool1"].append(_pool_gap(a1))
         out["pool2"].append(_pool_gap(a2))
-        _, g = lenet_loss_and_grads(p, x, np.asarray(yb))
-        for k in p:
-            vel[k] = momentum * vel[k] + g[k]
-            p[k] -= lr * vel[k]
     return {k: np.array(v) for k, v in out.items()}
 
 
