@@ -44,7 +44,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 # Regenerate the Colab copies in notebooks/ after editing a chapter (a test checks they match).
 notebooks: env
-	$(BIN)/python -m rosetta.notebooks
+	$(BIN)/python -m rosetta.book.notebooks
 
 clean:
 	rm -rf _build

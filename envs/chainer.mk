@@ -1,7 +1,7 @@
 # Chainer 7.8.1 for chapters/appendix_chainer.md: a Python 3.11 environment of its own. Chainer is
 # source only; its build needs pkg_resources, so setuptools and wheel are installed first and
 # Chainer is built against them (--no-build-isolation). The chapter runs its program there
-# through rosetta.worker; no Jupyter kernel is needed.
+# through rosetta.frameworks.worker; no Jupyter kernel is needed.
 CHAINER_ENV := .envs/chainer
 
 $(CHAINER_ENV)/.installed: envs/requirements-chainer.txt code/pyproject.toml

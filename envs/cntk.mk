@@ -4,7 +4,7 @@
 # puts that folder on LD_LIBRARY_PATH for CNTK's process only (nothing is added to system folders).
 # The helper package is put on the path with a .pth file: pip cannot install a pyproject.toml
 # project in editable mode on Python 3.6. The chapter runs its program there through
-# rosetta.worker; no Jupyter kernel is needed.
+# rosetta.frameworks.worker; no Jupyter kernel is needed.
 CNTK_ENV := .envs/cntk
 PYTHON36 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.6*/bin/python3.6) $(shell command -v python3.6 2>/dev/null))
 CNTK_LIBDIR := $(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
@@ -24,7 +24,7 @@ $(CNTK_ENV)/.installed: envs/requirements-cntk.txt | cntk-system-deps
 	mkdir -p $(CNTK_ENV)/mpi-compat
 	ln -sf /usr/lib/$(CNTK_LIBDIR)/libmpi.so.40 $(CNTK_ENV)/mpi-compat/libmpi.so.12
 	ln -sf /usr/lib/$(CNTK_LIBDIR)/libmpi_cxx.so.40 $(CNTK_ENV)/mpi-compat/libmpi_cxx.so.1
-	LD_LIBRARY_PATH=$(CURDIR)/$(CNTK_ENV)/mpi-compat $(CNTK_ENV)/bin/python -c "import cntk, rosetta.worker"
+	LD_LIBRARY_PATH=$(CURDIR)/$(CNTK_ENV)/mpi-compat $(CNTK_ENV)/bin/python -c "import cntk, rosetta.frameworks.worker"
 	touch $@
 
 EXTRA_ENVS += $(CNTK_ENV)/.installed

@@ -1,6 +1,6 @@
 # Keras on JAX for chapters/appendix_keras.md: a Python 3.11 environment with Keras and JAX
 # (the TensorFlow and PyTorch backends use the main environment). The chapter runs its program
-# there through rosetta.worker; no Jupyter kernel is needed.
+# there through rosetta.frameworks.worker; no Jupyter kernel is needed.
 KERAS_JAX_ENV := .envs/keras-jax
 
 $(KERAS_JAX_ENV)/.installed: envs/requirements-keras-jax.txt code/pyproject.toml

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rosetta import build, params, records, reference, training, weights
+from rosetta.book import build
+from rosetta.core import params, records, reference, training, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """The appendix: Keras on three backends, Lasagne, Chainer and CNTK, each in its own environment.
 
 Two kinds of test. Direct ones run a small program in each extra environment through
-``rosetta.worker`` and compare it with the NumPy reference (fast, independent of the notebooks).
+``rosetta.frameworks.worker`` and compare it with the NumPy reference (fast, independent of the notebooks).
 The others read the records of the quick book (``quick_book``), in which every appendix chapter
 ran in quick mode on its environment.
 """
@@ -11,7 +11,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from rosetta import params, reference, weights, worker
+from rosetta.core import params, reference, weights
+from rosetta.frameworks import worker
 
 from conftest import ROOT
 
@@ -20,13 +21,13 @@ BACKENDS = {"tensorflow": None, "torch": None, "jax": "keras-jax"}
 # ----------------------------------------------------------------- direct checks
 
 KERAS_FORWARD = textwrap.dedent('''
-    from rosetta import worker
+    from rosetta.frameworks import worker
     job = worker.job()
-    from rosetta import fw_keras
+    from rosetta.frameworks import keras as fw_keras
     fw_keras.setup(job.cfg.threads)
     import keras
     import numpy as np
-    from rosetta import weights
+    from rosetta.core import weights
 
     p = weights.lenet(job.cfg.seed)
     net = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(20, 5), keras.layers.MaxPooling2D(2),
@@ -70,7 +71,7 @@ def test_helper_package_imports_on_cntks_python_3_6():
 def test_lasagne_imports_with_its_shims_and_pools_like_theano_0_7(tmp_path):
     code = textwrap.dedent(f'''
         import numpy as np
-        from rosetta import fw_lasagne
+        from rosetta.frameworks import lasagne as fw_lasagne
         theano, lasagne, added = fw_lasagne.import_lasagne({str(tmp_path / "theano")!r})
         import theano.tensor as T
         from lasagne.layers import InputLayer, MaxPool2DLayer, get_output
@@ -112,7 +113,7 @@ EXPECTED = {
 def chapter_records(quick_book, chapter):
     res = quick_book.chapter(chapter)
     assert res.ok, f"chapter {chapter} failed in quick mode: {res.error} (see {res.notebook})"
-    from rosetta import records
+    from rosetta.core import records
     return [records.read(p) for p in res.records]
 
 
@@ -143,7 +144,7 @@ _REF = {}
 
 
 def reference_losses(rec):
-    from rosetta import training
+    from rosetta.core import training
     key = (rec["model"], rec["params"]["seed"])
     if key not in _REF:
         cfg = params.resolve(**rec["params"])

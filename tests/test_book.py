@@ -2,7 +2,7 @@
 import html
 import re
 
-from rosetta import records
+from rosetta.core import records
 
 
 def page_text(path):

@@ -4,7 +4,8 @@ import textwrap
 
 import pytest
 
-from rosetta import build, records
+from rosetta.book import build
+from rosetta.core import records
 
 CHAPTER = """\
 ---
@@ -20,7 +21,7 @@ fail = False
 ```
 
 ```{{code-cell}} ipython3
-from rosetta import records, timing
+from rosetta.core import records, timing
 with timing.Probe(warmup=0) as probe:
     with probe.step():
         pass

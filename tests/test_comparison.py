@@ -11,7 +11,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from rosetta import build, charts, compare, control_flow as cf, flops, params, peak, records, timing, weights
+from rosetta.book import build
+from rosetta.compare import charts, tables as compare
+from rosetta.core import control_flow as cf, flops, params, peak, records, timing, weights
 
 from conftest import ROOT
 
@@ -290,10 +292,12 @@ def test_every_framework_gives_the_same_values_and_gradients(tmp_path):
     """All four frameworks in one fresh process (as in the chapter): plain loop and early exit."""
     script = textwrap.dedent(f"""
         import json, numpy as np
-        from rosetta import threads, compat
+        from rosetta.core import threads
+        from rosetta.frameworks import compat
         threads.pin(2)
         compat.theano_flags({str(ROOT / "_build" / "theano")!r})
-        from rosetta import control_flow as cf, fw_tensorflow
+        from rosetta.core import control_flow as cf
+        from rosetta.frameworks import tensorflow as fw_tensorflow
         fw_tensorflow.setup(2)
         out = []
         for name in cf.FRAMEWORKS:

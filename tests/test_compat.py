@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from rosetta import compat
+from rosetta.frameworks import compat
 
 
 def test_aliases_are_added_only_where_absent(monkeypatch):
@@ -28,7 +28,7 @@ def test_theano_flags_put_the_cache_where_asked(tmp_path, monkeypatch):
 def test_mxnet_and_theano_import_and_compute_after_the_shims(tmp_path):
     code = f"""
 import warnings
-from rosetta import compat
+from rosetta.frameworks import compat
 compat.numpy_aliases()
 import mxnet as mx
 assert mx.nd.ones((2, 2)).sum().asscalar() == 4

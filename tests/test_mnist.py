@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from rosetta import mnist
-from rosetta.mnist import MnistError
+from rosetta.core import mnist
+from rosetta.core.mnist import MnistError
 
 
 def test_real_files_load_with_published_figures():

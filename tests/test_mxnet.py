@@ -19,7 +19,7 @@ import pytest
 
 from conftest import check_float64_record, check_lenet_record
 
-from rosetta import params, records, reference, training, weights
+from rosetta.core import params, records, reference, training, weights
 
 CHAPTER = "mxnet"
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,9 +183,9 @@ def test_rendered_chapter_is_quiet_and_glues_every_number(quick_book, mx_records
 
 def test_importing_mxnet_through_the_helper_is_quiet_and_pins_threads():
     code = """
-from rosetta import threads
+from rosetta.core import threads
 threads.pin(2)
-from rosetta import fw_mxnet
+from rosetta.frameworks import mxnet as fw_mxnet
 import json, mxnet as mx
 env = fw_mxnet.setup(2)
 ctx = fw_mxnet.resolve_device("auto")
@@ -203,7 +203,7 @@ print(json.dumps({**env, "kind": fw_mxnet.device_kind(ctx), "memory": fw_mxnet.d
 def test_unpinned_threads_are_refused_and_mxnet_halves_the_cores():
     code = """
 import os
-from rosetta import fw_mxnet
+from rosetta.frameworks import mxnet as fw_mxnet
 print(fw_mxnet.busy_threads())
 try:
     fw_mxnet.setup(2)
@@ -213,14 +213,15 @@ except RuntimeError as err:
     proc = run_python(code, {"OMP_NUM_THREADS": None})
     assert proc.returncode == 0, proc.stderr[-2000:]
     busy, refused = proc.stdout.strip().splitlines()[-2:]
-    assert refused.startswith("refused:") and "rosetta.threads.pin(2)" in refused
+    assert refused.startswith("refused:") and "rosetta.core.threads.pin(2)" in refused
     if platform.machine() in ("x86_64", "AMD64"):
         assert int(busy) == max(1, params.default_threads() // 2)
 
 
 def test_cuda_without_a_gpu_is_a_parameter_error():
     code = """
-from rosetta import fw_mxnet, params
+from rosetta.frameworks import mxnet as fw_mxnet
+from rosetta.core import params
 assert fw_mxnet.gpu_count() == 0
 assert fw_mxnet.resolve_device("cpu").device_type == "cpu"
 try:
@@ -239,7 +240,8 @@ def test_symbol_executor_is_sharp_against_the_reference():
     1% off does not (so the parity check can fail)."""
     code = """
 import json, sys
-from rosetta import fw_mxnet, params, weights
+from rosetta.frameworks import mxnet as fw_mxnet
+from rosetta.core import params, weights
 import mxnet as mx
 from mxnet import nd
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from rosetta import colab, notebooks
+from rosetta.book import colab, notebooks
 
 from conftest import ROOT
 
@@ -25,10 +25,10 @@ def test_colab_copy_starts_with_a_setup_cell_that_is_inert_outside_colab():
     assert len(params) == 1 and 'device = "auto"' in params[0]["source"]
 
 
-# --------------------------------------- the NumPy-1 chapters' Colab path (rosetta.colab)
+# --------------------------------------- the NumPy-1 chapters' Colab path (rosetta.book.colab)
 
 def test_numpy1_chapters_run_in_python311_on_colab(monkeypatch):
-    """MXNet and Theano say so in their front matter; their first cell runs them through rosetta.colab
+    """MXNet and Theano say so in their front matter; their first cell runs them through rosetta.book.colab
     on Colab and does nothing here, nor inside the Python 3.11 kernel it starts."""
     assert {n for n in ("pytorch", "tensorflow", "mxnet", "theano", "pytensor")
             if notebooks.colab_mode(ROOT, n) == "python311"} == {"mxnet", "theano"}
@@ -45,7 +45,7 @@ def test_numpy1_chapters_run_in_python311_on_colab(monkeypatch):
 def test_colab_mode_must_be_known_and_none_must_say_why(tmp_path):
     (tmp_path / "chapters").mkdir()
     (tmp_path / "chapters" / "x.md").write_text("---\nrosetta:\n  colab: python2\n---\n# X\n")
-    with pytest.raises(ValueError, match="rosetta.colab must be one of 'native', 'python311', 'none', got 'python2'"):
+    with pytest.raises(ValueError, match="rosetta.book.colab must be one of 'native', 'python311', 'none', got 'python2'"):
         notebooks.colab_mode(tmp_path, "x")
     (tmp_path / "chapters" / "x.md").write_text("---\nrosetta:\n  colab: none\n---\n# X\n")
     with pytest.raises(ValueError, match="colab_why does not say why"):

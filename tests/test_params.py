@@ -1,8 +1,8 @@
 """Parameters are checked before any training, with messages that say what to fix."""
 import pytest
 
-from rosetta import params
-from rosetta.params import ParameterError
+from rosetta.core import params
+from rosetta.core.params import ParameterError
 
 
 def test_defaults_and_quick_mode():

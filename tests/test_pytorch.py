@@ -1,7 +1,8 @@
 """The PyTorch chapter, executed in quick mode by the book's own build."""
 import time
 
-from rosetta import build, params, reference, training, weights
+from rosetta.book import build
+from rosetta.core import params, reference, training, weights
 
 from conftest import ROOT, check_float64_record
 

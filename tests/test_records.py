@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from rosetta import records, timing
-from rosetta.records import RecordError
+from rosetta.core import records, timing
+from rosetta.core.records import RecordError
 
 
 def sample(**over):
@@ -73,7 +73,7 @@ def test_load_makes_a_tidy_table(tmp_path):
 def test_recorder_saves_then_enforces_parity_unless_told_not_to(tmp_path, capsys):
     """A run outside the tolerance is written either way; ``check=False`` (float32 LeNet runs, whose
     parity a float64 run checks) reports it in one line instead of raising."""
-    from rosetta.reference import ParityError
+    from rosetta.core.reference import ParityError
     probe = sample()["timing"], sample()["memory"]
     summary = {"timing": probe[0], "memory": probe[1]}
     rec = records.Recorder(framework="numpy", framework_version="1", device="cpu", device_name="cpu",

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rosetta import reference as R, weights
+from rosetta.core import reference as R, weights
 
 
 def numeric_grad(f, arr, idx, eps=1e-6):

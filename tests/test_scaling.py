@@ -13,7 +13,8 @@ import numpy as np
 import psutil
 import pytest
 
-from rosetta import launch, mnist, params, records, scaling
+from rosetta.distributed import launch, scaling
+from rosetta.core import mnist, params, records
 
 from conftest import ROOT
 

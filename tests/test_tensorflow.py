@@ -15,7 +15,7 @@ import pytest
 
 from conftest import check_float64_record, check_lenet_record
 
-from rosetta import params, records, reference, training, weights
+from rosetta.core import params, records, reference, training, weights
 
 CHAPTER = "tensorflow"
 TWO_LAYER = ("graph_session", "eager", "function", "keras_fit")
@@ -113,7 +113,7 @@ def test_rendered_chapter_has_no_startup_noise(quick_book, tf_records):
 
 @pytest.fixture(scope="module")
 def tf():
-    from rosetta import fw_tensorflow
+    from rosetta.frameworks import tensorflow as fw_tensorflow
     fw_tensorflow.setup(params.default_threads())
     return fw_tensorflow.tf
 
@@ -128,7 +128,7 @@ def test_importing_tensorflow_through_the_helper_is_quiet():
 
 
 def test_device_resolution(tf):
-    from rosetta import fw_tensorflow
+    from rosetta.frameworks import tensorflow as fw_tensorflow
     if tf.config.list_physical_devices("GPU"):
         assert fw_tensorflow.resolve_device("auto").type == "cuda"
     else:
@@ -140,7 +140,7 @@ def test_device_resolution(tf):
 
 def graph_session_losses(tf, x_np, y_np, w1_np, w2_np, lr, steps):
     """The classic TensorFlow 1 program: placeholders, tf.gradients, a session fed every step."""
-    from rosetta import fw_tensorflow
+    from rosetta.frameworks import tensorflow as fw_tensorflow
     graph = tf.Graph()
     with graph.as_default():
         assert not tf.executing_eagerly()

@@ -14,8 +14,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from rosetta import params, reference, training, weights
-from rosetta.params import ParameterError
+from rosetta.core import params, reference, training, weights
+from rosetta.core.params import ParameterError
 
 from conftest import check_float64_record
 
@@ -127,21 +127,21 @@ def test_pytensor_records_match_the_reference(quick_book):
 # --------------------------------------------------------------- set-up, scan
 
 def test_theano_refuses_cuda_with_the_reason():
-    from rosetta import fw_theano
+    from rosetta.frameworks import theano as fw_theano
     assert fw_theano.resolve_device("auto") == "cpu" and fw_theano.resolve_device("cpu") == "cpu"
     with pytest.raises(ParameterError, match="pygpu"):
         fw_theano.resolve_device("cuda")
 
 
 def test_compile_dir_is_inside_the_build_folder(tmp_path, monkeypatch):
-    from rosetta import fw_theano
+    from rosetta.frameworks import theano as fw_theano
     monkeypatch.setenv("ROSETTA_BUILD", str(tmp_path / "_build"))
     assert fw_theano.compile_dir() == tmp_path / "_build" / "theano" / "compiledir"
 
 
 SCAN_PROGRAM = textwrap.dedent("""
     import json
-    from rosetta import fw_theano
+    from rosetta.frameworks import theano as fw_theano
     fw_theano.setup(1)
     import numpy as np
     import theano

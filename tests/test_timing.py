@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from rosetta import memory, timing
+from rosetta.core import memory, timing
 
 
 def test_warmup_is_reported_apart_and_sync_is_inside_the_step():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rosetta import params, timing, training, weights
+from rosetta.core import params, timing, training, weights
 
 
 def small_data():

@@ -1,7 +1,7 @@
 """Shared weights, data and batch order are pure functions of the seed."""
 import numpy as np
 
-from rosetta import weights
+from rosetta.core import weights
 
 
 def test_two_layer_is_deterministic_and_seeded():

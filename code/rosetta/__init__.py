@@ -1,10 +1,12 @@
-"""Helpers shared by the chapters of The Deep Learning Rosetta Stone.
+"""Helpers shared by the chapters of The Deep Learning Rosetta Stone, in layers:
 
-The core modules (``mnist``, ``weights``, ``reference``, ``timing``, ``records``,
-``params``) import NumPy only. What is framework-specific lives in one small
-module per framework (``fw_torch``, ``fw_tensorflow``, ``fw_mxnet``,
-``fw_theano``), imported only by the chapter that needs it; the shims that let
-the retired frameworks import on a modern NumPy live in ``compat``.
+* ``rosetta.core``: data, weights, the NumPy reference, parameters, timing, memory, records,
+  the training loop (NumPy only);
+* ``rosetta.frameworks``: one module per framework behind the same small interface, and the
+  shims that let the retired frameworks import;
+* ``rosetta.compare``: the comparison's tables, charts and verdicts, from records;
+* ``rosetta.distributed``: worker processes and the data-parallel recipes;
+* ``rosetta.book``: the build, the Colab copies and the Sphinx extension.
 """
 import os
 from pathlib import Path

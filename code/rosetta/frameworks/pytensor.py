@@ -7,7 +7,7 @@ importing PyTensor or JAX: both read their configuration once, at import.
 import os
 import warnings
 
-from .params import ParameterError
+from rosetta.core.params import ParameterError
 
 
 def setup(threads: int, device: str) -> dict:
@@ -16,7 +16,7 @@ def setup(threads: int, device: str) -> dict:
     ``device``: 'auto' lets JAX take a GPU where it has one, 'cpu' keeps it on the CPU,
     'cuda' requires a GPU (checked by :func:`resolve_device`).
     """
-    from .fw_theano import build_dir  # the same build-folder rule (imports no framework)
+    from rosetta.frameworks.theano import build_dir  # the same build-folder rule (imports no framework)
     folder = build_dir() / "pytensor" / "compiledir"
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["PYTENSOR_FLAGS"] = f"floatX=float32,base_compiledir={folder}"
@@ -44,7 +44,7 @@ def device_type(dev) -> str:
 
 def device_name(dev) -> str:
     if dev.platform == "cpu":
-        from .records import cpu_name
+        from rosetta.core.records import cpu_name
         return cpu_name()
     return getattr(dev, "device_kind", str(dev))
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from . import mnist, weights
+from rosetta.core import mnist, weights
 
 
 class DivergedError(FloatingPointError):

@@ -13,7 +13,7 @@ images are not learned), so the exact count is a little below three times the
 forward count; :func:`training_flops` returns the exact count and
 :data:`TRAINING_FACTOR` the usual approximation.
 """
-from .weights import D_IN, D_OUT, H, LENET_FLATTEN, LENET_SHAPES, N
+from rosetta.core.weights import D_IN, D_OUT, H, LENET_FLATTEN, LENET_SHAPES, N
 
 INPUT_HW = (28, 28)    # MNIST images
 POOL = 2               # LeNet's 2x2 max-pooling, stride 2
@@ -23,7 +23,7 @@ TRAINING_FACTOR = 3    # forward + weight gradient + input gradient
 def lenet_layers(input_hw=INPUT_HW) -> list:
     """LeNet's convolution and dense layers with their output shapes and multiply-adds per image.
 
-    Derived from :data:`rosetta.weights.LENET_SHAPES`: 'valid' convolutions with stride 1,
+    Derived from :data:`rosetta.core.weights.LENET_SHAPES`: 'valid' convolutions with stride 1,
     each followed by 2x2 max-pooling.
     """
     shapes = dict(LENET_SHAPES)

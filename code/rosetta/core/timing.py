@@ -9,17 +9,17 @@ Use one :class:`Probe` around a measured run::
     stats = probe.summary()
 
 Each step is timed from its start until ``sync()`` returns (the GPU has
-finished). The first :data:`~rosetta.params.WARMUP_STEPS` steps (the first one
+finished). The first :data:`~rosetta.core.params.WARMUP_STEPS` steps (the first one
 includes tracing/compiling) are reported apart and left out of the median.
-The probe also measures peak memory (:mod:`rosetta.memory`) over the run.
+The probe also measures peak memory (:mod:`rosetta.core.memory`) over the run.
 """
 from contextlib import contextmanager
 import time
 
 import numpy as np
 
-from . import memory
-from .params import WARMUP_STEPS
+from rosetta.core import memory
+from rosetta.core.params import WARMUP_STEPS
 
 
 def stats(samples) -> dict:

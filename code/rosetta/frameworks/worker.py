@@ -13,7 +13,7 @@ module must import on Python 3.6 (CNTK's): no ``dataclasses`` here, no 3.7+ synt
 
 Worker side::
 
-    from rosetta import worker
+    from rosetta.frameworks import worker
     job = worker.job()          # before importing the framework: it pins the threads
     ...
     worker.reply({"records": [...]})
@@ -34,7 +34,7 @@ class WorkerError(RuntimeError):
 
 
 def env_dir(name: str) -> Path:
-    from . import repo_root
+    from rosetta import repo_root
     return repo_root() / ENVS / name
 
 
@@ -58,18 +58,19 @@ def _jsonable(value):
 def run(script, cfg, env=None, settings=None, environ=None, timeout=None, echo=True) -> dict:
     """Run ``script`` with the Python of environment ``env`` and return its reply.
 
-    ``cfg`` is the chapter's :class:`~rosetta.params.Params`; ``settings`` any other
+    ``cfg`` is the chapter's :class:`~rosetta.core.params.Params`; ``settings`` any other
     JSON-able values the program reads from ``job().settings``; ``environ`` extra
     environment variables (a backend's name, a library path). The program's standard
     output is printed (``echo``); its standard error is shown only if it fails.
     """
     exe = python(env)
-    from . import repo_root
+    from rosetta import repo_root
     with tempfile.TemporaryDirectory(prefix="rosetta-worker-") as tmp:
         job_path, reply_path = Path(tmp) / "job.json", Path(tmp) / "reply.json"
         job_path.write_text(json.dumps({"params": cfg.as_dict(), "settings": dict(settings or {})}))
         child_env = dict(os.environ, ROSETTA_ROOT=str(repo_root()), PYTHONUNBUFFERED="1", **(environ or {}))
-        child_env.pop("PYTHONPATH", None)
+        # The helper package of this book's folder, not the main environment's other paths.
+        child_env["PYTHONPATH"] = str(repo_root() / "code")
         t0 = time.perf_counter()
         try:
             proc = subprocess.run([str(exe), str(script), str(job_path), str(reply_path)], env=child_env,
@@ -102,10 +103,10 @@ _current = None
 def job(argv=None) -> Job:
     """Read the job file, check the parameters and pin the thread count (call before importing a framework)."""
     global _current
-    from . import params, threads
+    from rosetta.core import params, threads
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        raise SystemExit("usage: python PROGRAM JOB.json REPLY.json (rosetta.worker.run starts programs this way)")
+        raise SystemExit("usage: python PROGRAM JOB.json REPLY.json (rosetta.frameworks.worker.run starts programs this way)")
     spec = json.loads(Path(argv[0]).read_text())
     cfg = params.resolve(**spec["params"])
     threads.pin(cfg.threads)

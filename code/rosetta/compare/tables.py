@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import flops, records, weights
+from rosetta.core import flops, records, weights
 
 FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "theano")
 NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "mxnet": "MXNet", "theano": "Theano"}
@@ -25,7 +25,7 @@ MIB = 2 ** 20
 
 def build_dir() -> Path:
     """The running build's folder (``ROSETTA_BUILD``), else ``<repository>/_build``."""
-    from . import repo_root
+    from rosetta import repo_root
     env = os.environ.get("ROSETTA_BUILD")
     return Path(env) if env else repo_root() / "_build"
 
@@ -48,7 +48,7 @@ def _all_records(build, committed, folders) -> pd.DataFrame:
 
 
 def load(build=None, committed=None, folders=None) -> pd.DataFrame:
-    """Every record as one row (see :func:`rosetta.records.load`), with where it came from and labels.
+    """Every record as one row (see :func:`rosetta.core.records.load`), with where it came from and labels.
 
     Only the book's two shared models are kept (a chapter's own experiments, such as data-parallel
     LeNet, are compared in that chapter). ``folders`` replaces the default folders (this build's chapters, then ``data/records``).
@@ -211,7 +211,7 @@ def fastest(speed, model="LeNet", device="cpu") -> dict:
 def peak_table(df, peak_gflops: float, cpu: str, threads: int) -> pd.DataFrame:
     """Training FLOP rate of every CPU run and its fraction of the measured matrix-multiply peak.
 
-    FLOPs per step come from :mod:`rosetta.flops` (LeNet: per image times the batch size).
+    FLOPs per step come from :mod:`rosetta.core.flops` (LeNet: per image times the batch size).
     Only runs on this CPU with this thread count are compared with this peak; others get NaN.
     """
     cols = ["framework", "model", "variant", "label", "GFLOP/s", "fraction of peak (%)", "same machine"]

@@ -5,8 +5,8 @@ imported. It puts the compile cache inside the build folder, links Theano's C co
 Debian's OpenBLAS, and keeps Theano's log lines and deprecation warnings (start-up and
 compiler chatter, not about the reader's code) out of the book::
 
-    from rosetta import fw_theano
-    fw_theano.setup(cfg.threads)
+    from rosetta.frameworks import theano as fw_theano
+    theano.setup(cfg.threads)
     import theano
 
 The helpers below then switch BLAS for one compilation (:func:`numpy_blas`), start an empty
@@ -20,8 +20,8 @@ from pathlib import Path
 import shutil
 import warnings
 
-from . import compat
-from .params import ParameterError
+from rosetta.frameworks import compat
+from rosetta.core.params import ParameterError
 
 OPENBLAS = "-lopenblas"
 NUMPY_C_API = ""              # empty blas__ldflags: Theano calls NumPy's C API for BLAS
@@ -39,7 +39,7 @@ def build_dir() -> Path:
     env = os.environ.get("ROSETTA_BUILD")
     if env:
         return Path(env)
-    from . import repo_root
+    from rosetta import repo_root
     return repo_root() / "_build"
 
 
@@ -79,13 +79,13 @@ def setup(threads: int, blas: str = "openblas") -> dict:
     before this); Theano's own C code runs single-threaded (``openmp=False``).
     """
     if blas not in ("openblas", "numpy"):
-        raise ParameterError(f"fw_theano.setup: blas must be 'openblas' or 'numpy', got {blas!r}")
+        raise ParameterError(f"theano.setup: blas must be 'openblas' or 'numpy', got {blas!r}")
     if blas == "openblas" and not openblas_available():
         raise RuntimeError("OpenBLAS is not installed, so Theano cannot link to it: run "
                            "`make system-deps` (apt-get install libopenblas-dev), or call "
-                           "fw_theano.setup(threads, blas='numpy')")
+                           "theano.setup(threads, blas='numpy')")
     if "theano" in __import__("sys").modules:
-        raise RuntimeError("fw_theano.setup() must run before `import theano`: Theano reads its "
+        raise RuntimeError("theano.setup() must run before `import theano`: Theano reads its "
                            "flags once, when it is imported; restart the kernel")
     quiet()
     python_scan_loop()
@@ -116,7 +116,7 @@ def resolve_device(requested: str) -> str:
 
 
 def device_name(device: str = "cpu") -> str:
-    from .records import cpu_name
+    from rosetta.core.records import cpu_name
     return cpu_name()
 
 

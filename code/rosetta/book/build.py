@@ -277,7 +277,7 @@ def main(argv=None) -> int:
     ap.add_argument("--build-dir", type=Path, default=None, help="default: <root>/_build")
     ap.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     args = ap.parse_args(argv)
-    from . import repo_root
+    from rosetta import repo_root
     root = repo_root()
     build_dir = (args.build_dir or root / "_build").resolve()
     if build_dir.name != "_build":

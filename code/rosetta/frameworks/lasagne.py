@@ -10,12 +10,12 @@ Lasagne 0.1 (2015, its only release on PyPI) was written against Theano 0.7. The
 
 A third name went missing outside Theano: Lasagne reads its version with
 ``pkg_resources.get_distribution``, and setuptools 81 removed ``pkg_resources``; where the
-function is absent (no ``pkg_resources``, or the partial stand-in of :mod:`rosetta.compat`), one
+function is absent (no ``pkg_resources``, or the partial stand-in of :mod:`rosetta.frameworks.compat`), one
 that answers from :mod:`importlib.metadata` is added.
 
 :func:`import_lasagne` sets Theano's flags (float32, a compile cache), adds the old names
 back where they are missing, and imports Lasagne. Call it after
-:func:`rosetta.threads.pin`.
+:func:`rosetta.core.threads.pin`.
 """
 import sys
 import types
@@ -29,7 +29,7 @@ def _downsample_module(pool):
 
     module = types.ModuleType("theano.tensor.signal.downsample")
     module.max_pool_2d = max_pool_2d
-    module.__doc__ = "Shim (rosetta.fw_lasagne): Theano 0.7's downsample module on Theano-PyMC's pool module."
+    module.__doc__ = "Shim (rosetta.frameworks.lasagne): Theano 0.7's downsample module on Theano-PyMC's pool module."
     return module
 
 
@@ -54,7 +54,7 @@ def shims() -> list:
         added.append("theano.tensor.signal.downsample")
     try:
         import pkg_resources
-    except ImportError:   # setuptools 81+; rosetta.compat may already have put a partial stand-in there
+    except ImportError:   # setuptools 81+; rosetta.frameworks.compat may already have put a partial stand-in there
         pkg_resources = sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
     if not hasattr(pkg_resources, "get_distribution"):
         pkg_resources.get_distribution = _get_distribution
@@ -67,7 +67,7 @@ def import_lasagne(compiledir):
 
     Returns ``(theano, lasagne, shims_added)``.
     """
-    from . import compat
+    from rosetta.frameworks import compat
     compat.theano_flags(str(compiledir), blas_ldflags="-lopenblas")   # Debian's OpenBLAS (make system-deps)
     # Lasagne 0.1 passes conv2d's old keyword `image_shape`; Theano-PyMC accepts it and warns at every layer
     warnings.filterwarnings("ignore", message="The `image_shape` keyword argument", category=UserWarning)

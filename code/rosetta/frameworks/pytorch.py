@@ -1,7 +1,7 @@
 """What the PyTorch chapter needs beyond PyTorch itself: threads, device, synchronisation, memory."""
 import torch
 
-from .params import ParameterError
+from rosetta.core.params import ParameterError
 
 
 def setup(threads: int) -> dict:
@@ -27,7 +27,7 @@ def resolve_device(requested: str) -> torch.device:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from .records import cpu_name
+    from rosetta.core.records import cpu_name
     return cpu_name()
 
 

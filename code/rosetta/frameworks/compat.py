@@ -2,7 +2,7 @@
 
 Apply them before importing those frameworks::
 
-    from rosetta import compat
+    from rosetta.frameworks import compat
     compat.numpy_aliases()        # both
     compat.theano_flags(folder)   # Theano, before `import theano`
 

@@ -5,7 +5,7 @@ these chapters cannot run in Colab's own kernel. :func:`run_chapter` builds a Py
 environment beside it with ``uv`` (which fetches a Python 3.11 where none is installed), with
 the book's own pins from ``requirements.txt``, executes the chapter's notebook there with
 papermill, and :func:`show` puts the executed chapter, text and outputs, into the Colab page.
-The Colab copy of such a chapter calls this from its first cell (see :mod:`rosetta.notebooks`).
+The Colab copy of such a chapter calls this from its first cell (see :mod:`rosetta.book.notebooks`).
 """
 import ast
 import json

@@ -1,7 +1,7 @@
 """What the Keras appendix's program needs beyond Keras itself: each backend's threads and version.
 
 Keras 3 reads ``KERAS_BACKEND`` once, when it is imported, so each backend runs in a
-process of its own (see :mod:`rosetta.worker`). Call :func:`setup` after
+process of its own (see :mod:`rosetta.frameworks.worker`). Call :func:`setup` after
 ``worker.job()`` and before ``import keras``: it gives the backend the chapter's thread
 count the way that backend takes it.
 """
@@ -21,10 +21,10 @@ def setup(threads: int) -> dict:
     """Pin the backend named by ``KERAS_BACKEND`` to ``threads`` intra-op threads (before ``import keras``)."""
     name = backend()
     if name == "tensorflow":
-        from . import fw_tensorflow          # imports TensorFlow with its start-up log kept quiet
+        from rosetta.frameworks import tensorflow as fw_tensorflow          # imports TensorFlow with its start-up log kept quiet
         return fw_tensorflow.setup(threads)
     if name == "torch":
-        from . import fw_torch
+        from rosetta.frameworks import pytorch as fw_torch
         return fw_torch.setup(threads)
     # XLA's CPU client sizes its pool from these flags, read when jax starts its backend
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +

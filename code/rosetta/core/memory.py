@@ -5,7 +5,7 @@ writing ``5`` to ``/proc/self/clear_refs`` resets it. :class:`Peak` returns free
 memory to the system, resets the mark, notes the resident set, runs, and reads
 the mark: the figure belongs to that run alone, not to whatever ran before in
 the same process. GPU memory comes from the framework's own counter, passed in
-as a ``(reset, read)`` pair by the chapter's ``fw_*`` module.
+as a ``(reset, read)`` pair by the chapter's ``rosetta.frameworks`` module.
 """
 import ctypes
 import gc

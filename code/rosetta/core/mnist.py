@@ -24,7 +24,7 @@ class MnistError(ValueError):
 
 
 def default_dir() -> Path:
-    from . import repo_root
+    from rosetta import repo_root
     return repo_root() / "data" / "mnist"
 
 

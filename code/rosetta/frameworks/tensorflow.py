@@ -8,7 +8,7 @@ notice, absl's "before InitializeLog" warning) go to a temporary file instead
 of the process's standard error. If the import fails, that text is written back
 so that the error is not hidden. Import this module before ``tensorflow``::
 
-    from rosetta import fw_tensorflow
+    from rosetta.frameworks import tensorflow as fw_tensorflow
     import tensorflow as tf
 
 TensorFlow names its GPUs ``/GPU:0``...; records say ``cuda``, as PyTorch's do, so
@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 
-from .params import ParameterError
+from rosetta.core.params import ParameterError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # C++ runtime: errors only
 os.environ.setdefault("TF_CPP_MAX_VLOG_LEVEL", "-1")
@@ -120,7 +120,7 @@ def device_name(device: Device) -> str:
     if device.type == "cuda":
         details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
         return details.get("device_name", "GPU")
-    from .records import cpu_name
+    from rosetta.core.records import cpu_name
     return cpu_name()
 
 

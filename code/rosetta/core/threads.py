@@ -2,7 +2,7 @@
 
 Call :func:`pin` before importing a framework: OpenMP, MKL, OpenBLAS, oneDNN and
 the frameworks' own pools read these variables when they start. Frameworks that
-also take the count through their API get it from their ``fw_*`` module.
+also take the count through their API get it from their ``rosetta.frameworks`` module.
 """
 import os
 

@@ -14,7 +14,7 @@ takes the ``r``-th of ``w`` equal, contiguous slices of it.
 
 Chapter side: :func:`single_jobs`, :func:`torchrun_jobs`, :func:`tf_cluster_jobs` and
 :func:`ps_lite_jobs` describe the processes of one run (free loopback ports, the engines'
-environment variables); :func:`run` starts them with :mod:`rosetta.launch` and reads their
+environment variables); :func:`run` starts them with :mod:`rosetta.distributed.launch` and reads their
 results; :func:`check_equivalent` compares a distributed run with the same program alone;
 :func:`step_time` projects a step onto ``n`` workers joined by a link of :data:`LINKS`.
 
@@ -30,7 +30,8 @@ import time
 
 import numpy as np
 
-from . import launch, params, weights
+from rosetta.distributed import launch
+from rosetta.core import params, weights
 
 LENET_GRADIENT_FLOATS = 431_080     # = weights.lenet_parameter_count(): one float32 per parameter
 BENCH_SIZES = (1, LENET_GRADIENT_FLOATS)
@@ -90,7 +91,7 @@ def worker_args(argv=None):
 
 
 def save_data(x, y, path) -> Path:
-    """The training images the workers read, checked once by :mod:`rosetta.mnist` in the caller
+    """The training images the workers read, checked once by :mod:`rosetta.core.mnist` in the caller
     (every worker loading and checking all of MNIST would cost seconds each)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +146,7 @@ def time_repeats(fn, reps: int, barrier=None) -> list:
 def write_result(args, rank: int, world: int, *, framework: str, version: str, losses, probe, bench=None,
                  **extra) -> Path:
     """Write this worker's ``rank<r>.json``: per-step mean losses of its local shards (a list per
-    step), its :class:`~rosetta.timing.Probe` summary and its benchmark timings."""
+    step), its :class:`~rosetta.core.timing.Probe` summary and its benchmark timings."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"rank": rank, "world": world, "mode": args.mode, "threads": args.threads,
@@ -253,7 +254,7 @@ class Run:
 
 
 def run(name: str, jobs, out, timeout: float, isolate: bool = True) -> Run:
-    """Run ``jobs`` with :mod:`rosetta.launch` (logs in ``<out>/logs``) and read their results."""
+    """Run ``jobs`` with :mod:`rosetta.distributed.launch` (logs in ``<out>/logs``) and read their results."""
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
     group = launch.run(jobs, out / "logs", timeout, isolate=isolate)

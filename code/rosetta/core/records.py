@@ -17,10 +17,13 @@ import tempfile
 
 import numpy as np
 
-SCHEMA = 1
+SCHEMA = 2   # 2: ``parity.gates`` and the typed ``one_off`` costs
 MODELS = ("two_layer", "lenet", "lenet_dp")     # lenet_dp: LeNet trained data-parallel (scaling chapter)
 REQUIRED = ("schema", "framework", "framework_version", "variant", "model", "device", "device_name",
-            "threads", "params", "losses", "parity", "timing", "memory", "python", "git_commit", "date")
+            "threads", "params", "losses", "parity", "one_off", "timing", "memory", "python", "git_commit",
+            "date")
+# One-off costs a run pays before (or apart from) its steps, by kind.
+ONE_OFF_KINDS = ("trace", "compile_cold", "compile_warm", "hybridize", "export")
 
 
 class RecordError(ValueError):
@@ -32,18 +35,18 @@ def default_dir() -> Path:
     env = os.environ.get("ROSETTA_RECORDS")
     if env:
         return Path(env)
-    from . import repo_root
+    from rosetta import repo_root
     return repo_root() / "_build" / "records"
 
 
 def committed_dir() -> Path:
     """Records kept in the repository (runs on machines the build does not have, e.g. GPUs)."""
-    from . import repo_root
+    from rosetta import repo_root
     return repo_root() / "data" / "records"
 
 
 def git_commit() -> str:
-    from . import repo_root
+    from rosetta import repo_root
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=repo_root(),
                              capture_output=True, text=True, timeout=10)
@@ -63,11 +66,14 @@ def cpu_name() -> str:
 
 
 def make(*, framework, framework_version, variant, model, device, device_name, threads, params,
-         losses, reference, tolerance, probe_summary, test_accuracy=None, extra=None) -> dict:
+         losses, reference, tolerance, probe_summary, test_accuracy=None, extra=None, gates=True,
+         one_off=()) -> dict:
     """Assemble a record; refuses a run whose losses are not finite (a diverged run is no result).
 
     ``reference`` holds the NumPy reference's losses for the first steps; the
-    parity figure compares those steps of ``losses`` with it.
+    parity figure compares those steps of ``losses`` with it. ``gates`` says whether a
+    parity miss of this run fails its chapter (``parity.gates``). ``one_off`` lists the run's
+    one-off costs as ``(name, kind, seconds)`` with ``kind`` one of :data:`ONE_OFF_KINDS`.
     """
     if model not in MODELS:
         raise RecordError(f"model must be one of {MODELS}, got {model!r}")
@@ -85,7 +91,8 @@ def make(*, framework, framework_version, variant, model, device, device_name, t
         "threads": int(threads), "params": dict(params), "losses": losses,
         "parity": {"steps": int(len(ref)), "reference": [float(v) for v in ref], "tolerance": tolerance,
                    "max_rel_dev": float(dev.max()), "rel_dev": [float(v) for v in dev],
-                   "passed": bool(dev.max() <= tolerance)},
+                   "passed": bool(dev.max() <= tolerance), "gates": bool(gates)},
+        "one_off": one_off_costs(one_off),
         **probe_summary,
         "test_accuracy": None if test_accuracy is None else float(test_accuracy),
         "extra": dict(extra or {}),
@@ -93,6 +100,23 @@ def make(*, framework, framework_version, variant, model, device, device_name, t
         "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return rec
+
+
+def one_off_costs(items) -> list:
+    """``[(name, kind, seconds), ...]`` as the record's typed ``one_off`` list, checked."""
+    out = []
+    for item in items:
+        try:
+            name, kind, seconds = item
+        except (TypeError, ValueError):
+            raise RecordError(f"one_off entries are (name, kind, seconds), got {item!r}") from None
+        if kind not in ONE_OFF_KINDS:
+            raise RecordError(f"one_off {name!r}: kind must be one of {ONE_OFF_KINDS}, got {kind!r}")
+        seconds = float(seconds)
+        if not np.isfinite(seconds) or seconds < 0:
+            raise RecordError(f"one_off {name!r}: seconds must be finite and >= 0, got {seconds}")
+        out.append({"name": str(name), "kind": kind, "seconds": seconds})
+    return out
 
 
 class Recorder:
@@ -105,15 +129,17 @@ class Recorder:
         self.saved = []
 
     def save(self, *, variant, model, losses, reference, tolerance, probe_summary, test_accuracy=None,
-             extra=None, check=True) -> dict:
+             extra=None, check=True, one_off=()) -> dict:
         """Write the record, then raise ``ParityError`` if the run left the reference's tolerance.
 
         ``check=False`` is for float32 LeNet runs, whose parity a float64 run of the same code
-        checks (see CONTRIBUTING.md): the record still says whether it passed, and a line says so.
+        checks (see CONTRIBUTING.md): the record still says whether it passed, says that its parity
+        does not gate the build (``parity.gates``), and a line says so.
         """
-        from .reference import ParityError, check as check_parity
+        from rosetta.core.reference import ParityError, check as check_parity
         rec = make(variant=variant, model=model, losses=losses, reference=reference, tolerance=tolerance,
-                   probe_summary=probe_summary, test_accuracy=test_accuracy, extra=extra, **self.common)
+                   probe_summary=probe_summary, test_accuracy=test_accuracy, extra=extra, gates=check,
+                   one_off=one_off, **self.common)
         write(rec, self.folder)
         self.saved.append(rec)
         try:
@@ -177,6 +203,9 @@ def read(path) -> dict:
         rec = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise RecordError(f"cannot read record {path}: {err}; delete it and re-run its chapter") from None
+    if rec.get("schema") != SCHEMA:
+        raise RecordError(f"record {path} has schema {rec.get('schema')!r}, this book reads schema {SCHEMA}; "
+                          f"re-run its chapter to write it anew")
     missing = [k for k in REQUIRED if k not in rec]
     if missing:
         raise RecordError(f"record {path} lacks {missing}; delete it and re-run its chapter")

@@ -9,7 +9,7 @@ on x86); the higher rate is the attainable peak.
 NumPy's OpenBLAS takes its thread count from ``OPENBLAS_NUM_THREADS`` when it
 loads; :func:`openblas_threads` also sets it at run time through OpenBLAS's own
 ``openblas_set_num_threads``, so the measurement is pinned even when NumPy was
-imported before :func:`rosetta.threads.pin`.
+imported before :func:`rosetta.core.threads.pin`.
 """
 from contextlib import contextmanager
 import ctypes

@@ -1,4 +1,4 @@
-"""The comparison chapter's charts (seaborn), drawn from the tables of :mod:`rosetta.compare`.
+"""The comparison chapter's charts (seaborn), drawn from the tables of :mod:`rosetta.compare.tables`.
 
 Every framework keeps one colour in every chart. A chart with nothing to show says so in
 its own frame instead of failing, so that a missing framework never stops the chapter.
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .compare import FRAMEWORKS, MODEL_NAMES, NAMES  # noqa: E402
+from rosetta.compare.tables import FRAMEWORKS, MODEL_NAMES, NAMES  # noqa: E402
 
 sns.set_theme(context="notebook", style="whitegrid")
 COLORS = dict(zip((NAMES[f] for f in FRAMEWORKS), sns.color_palette("colorblind", len(FRAMEWORKS))))

@@ -1,12 +1,12 @@
 """What the MXNet chapter needs beyond MXNet itself: the import shim, threads, device, synchronisation.
 
 MXNet 1.9.1 (the last release; the project is retired) still uses the NumPy type aliases that
-NumPy 1.24 removed, so this module restores them (:func:`rosetta.compat.numpy_aliases`) and then
-imports ``mxnet``. Import it *after* :func:`rosetta.threads.pin`: MXNet's OpenMP threads, oneDNN
+NumPy 1.24 removed, so this module restores them (:func:`rosetta.frameworks.compat.numpy_aliases`) and then
+imports ``mxnet``. Import it *after* :func:`rosetta.core.threads.pin`: MXNet's OpenMP threads, oneDNN
 and OpenBLAS take their thread counts from the environment when the library loads, and nothing
 set later reaches the engine's worker threads.
 
-Run as ``python -m rosetta.fw_mxnet`` it is the worker of :func:`time_exported`: it trains a graph
+Run as ``python -m rosetta.frameworks.mxnet`` it is the worker of :func:`time_exported`: it trains a graph
 exported by ``HybridBlock.export`` in a fresh process, for settings that MXNet reads only at start-up
 (engine type, OpenMP threads, oneDNN).
 """
@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-from . import compat
-from .params import ParameterError
+from rosetta.frameworks import compat
+from rosetta.core.params import ParameterError
 
 compat.numpy_aliases()
 import mxnet as mx  # noqa: E402
@@ -84,14 +84,14 @@ def onednn() -> bool:
 def setup(threads: int) -> dict:
     """Check that MXNet runs ``threads`` OpenMP threads; returns what it found.
 
-    The count itself comes from ``OMP_NUM_THREADS``, set by :func:`rosetta.threads.pin` before the
+    The count itself comes from ``OMP_NUM_THREADS``, set by :func:`rosetta.core.threads.pin` before the
     import (without it MXNet 1.9 takes half the cores on x86). ``MXSetNumOMPThreads`` covers the
     calling thread too, where the NaiveEngine runs its operators.
     """
     env = os.environ.get("OMP_NUM_THREADS")
     if env != str(threads):
         raise RuntimeError(f"OMP_NUM_THREADS is {env!r} but the chapter asks for {threads} threads: call "
-                           f"rosetta.threads.pin({threads}) before importing rosetta.fw_mxnet or mxnet")
+                           f"rosetta.core.threads.pin({threads}) before importing rosetta.frameworks.mxnet or mxnet")
     mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
     return {"omp_threads": threads, "busy_threads": busy_threads(), "engine": engine_type(),
             "cpu_workers": int(os.environ.get("MXNET_CPU_WORKER_NTHREADS", "0") or 0) or None,
@@ -141,7 +141,7 @@ def device_name(ctx: mx.Context) -> str:
             if out.returncode == 0 and out.stdout.strip():
                 return out.stdout.strip()
         return f"CUDA GPU {ctx.device_id}"
-    from .records import cpu_name
+    from rosetta.core.records import cpu_name
     return cpu_name()
 
 
@@ -176,14 +176,14 @@ def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=N
     ``OMP_NUM_THREADS``, ``MXNET_MKLDNN_ENABLED``) are compared. The process loads the graph
     (``<prefix>-symbol.json``, ``<prefix>-0000.params``) with ``SymbolBlock.imports``, hybridizes it
     with ``hybridize`` (keyword arguments) and takes one SGD-momentum step on the mean
-    cross-entropy of each (x, y) batch, timed by a :class:`rosetta.timing.Probe`; with
+    cross-entropy of each (x, y) batch, timed by a :class:`rosetta.core.timing.Probe`; with
     ``max_seconds`` it stops early once that much time has passed and ``min_steps`` steps are done
     (a setting that is very slow on a busy machine then costs bounded time). Returns its
     losses, ``probe.summary()``, the thread check of :func:`busy_threads` and the machine's
     one-minute load average at the end (other programs competing for the cores slow it down).
     """
     import numpy as np
-    from . import params as P
+    from rosetta.core import params as P
     data = f"{prefix}-batches-{os.getpid()}.npz"
     np.savez(data, x=np.stack([b[0] for b in batches]), y=np.stack([b[1] for b in batches]))
     job = {"prefix": str(prefix), "batches": data, "hybridize": dict(hybridize or {}),
@@ -196,7 +196,7 @@ def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=N
         else:
             child_env[key] = str(value)
     try:
-        proc = subprocess.run([sys.executable, "-m", "rosetta.fw_mxnet", json.dumps(job)], env=child_env,
+        proc = subprocess.run([sys.executable, "-m", "rosetta.frameworks.mxnet", json.dumps(job)], env=child_env,
                               capture_output=True, text=True, timeout=timeout)
     finally:
         Path(data).unlink(missing_ok=True)
@@ -212,7 +212,7 @@ def _worker(job: dict) -> dict:
     """The fresh process of :func:`time_exported` (it runs with whatever environment it was given)."""
     import numpy as np
     from mxnet import autograd, gluon, nd
-    from . import timing
+    from rosetta.core import timing
     ctx = mx.cpu()
     with np.load(job["batches"]) as f:
         xs, ys = f["x"], f["y"]

@@ -29,7 +29,7 @@ import types
 
 import numpy as np
 
-from . import weights
+from rosetta.core import weights
 
 HIDDEN = 16
 STREAM = 20                      # weights.rng sub-stream of this problem
@@ -121,7 +121,7 @@ def pytorch_loop() -> Loop:
 # --------------------------------------------------------------- TensorFlow
 
 def tensorflow_loop() -> Loop:
-    from .fw_tensorflow import tf
+    from rosetta.frameworks.tensorflow import tf
     calls = [0]
     f64 = tf.float64
     spec = [tf.TensorSpec([None, 1, None], f64), tf.TensorSpec([None, None], f64),
@@ -157,7 +157,7 @@ def tensorflow_loop() -> Loop:
 # -------------------------------------------------------------------- MXNet
 
 def mxnet_loop() -> Loop:
-    from . import compat
+    from rosetta.frameworks import compat
     compat.numpy_aliases()
     import mxnet as mx
     from mxnet.gluon import HybridBlock
@@ -260,7 +260,7 @@ def theano_compatibility() -> list:
 
 def theano_loop() -> Loop:
     if "THEANO_FLAGS" not in os.environ:
-        raise RuntimeError("THEANO_FLAGS is not set: call rosetta.compat.theano_flags(<compile dir>) "
+        raise RuntimeError("THEANO_FLAGS is not set: call rosetta.frameworks.compat.theano_flags(<compile dir>) "
                            "before building the Theano loop (and before anything imports theano)")
     theano_compatibility()
     import logging

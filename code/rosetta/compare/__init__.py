@@ -1,0 +1,1 @@
+"""The comparison: tables, charts and verdicts computed from the framework chapters' records."""

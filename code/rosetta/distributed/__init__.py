@@ -1,0 +1,1 @@
+"""Scaling out: launching groups of worker processes and the data-parallel recipes."""
