@@ -79,6 +79,29 @@ def test_pytorch_module_answers_the_interface_on_the_cpu():
     assert probe.summary()["timing"]["n"] == 2
 
 
+PYTENSOR_PROGRAM = """
+from rosetta.frameworks import pytensor as fw
+fw.setup(1, device="cpu")
+import jax.numpy as jnp
+dev = fw.resolve_device("auto")
+wait = fw.sync(dev)
+x = jnp.ones(3) * 2
+assert wait() is None and wait(x) is x
+print(fw.device_type(dev), fw.device_memory(dev))
+"""
+
+
+def test_pytensor_module_answers_the_interface_in_its_environment(tmp_path):
+    python = ROOT / ".envs" / "pytensor" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"the PyTensor environment is not built ({python} is missing)")
+    out = subprocess.run([str(python), "-c", PYTENSOR_PROGRAM], capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(PACKAGE.parent), "ROSETTA_ROOT": str(ROOT),
+                              "ROSETTA_BUILD": str(tmp_path / "_build"), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["cpu", "None"]
+
+
 CORE_IMPORTS_NO_FRAMEWORK = """
 import importlib, pkgutil, sys
 import rosetta.core

@@ -53,7 +53,10 @@ def sync(device):
     """A function ``wait(value=None)`` that waits until JAX has computed ``value`` (JAX dispatches
     asynchronously, and has no call that waits for a whole device); returns ``value``."""
     import jax
-    return jax.block_until_ready
+
+    def wait(value=None):
+        return jax.block_until_ready(value)
+    return wait
 
 
 def device_memory(device):
