@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from rosetta.distributed import launch
-from rosetta.core import params, weights
+from rosetta.core import files, params, weights
 
 LENET_GRADIENT_FLOATS = 431_080     # = weights.lenet_parameter_count(): one float32 per parameter
 BENCH_SIZES = (1, LENET_GRADIENT_FLOATS)
@@ -170,10 +170,7 @@ def write_result(args, rank: int, world: int, *, framework: str, version: str, l
                "batch_size": args.batch_size, "steps": args.steps, "framework": framework, "version": version,
                "losses": [[float(v) for v in np.ravel(step)] for step in losses],
                "probe": probe, "bench": {str(k): v for k, v in (bench or {}).items()}, **extra}
-    tmp = out / f".rank{rank}.json.tmp"
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(out / f"rank{rank}.json")
-    return out / f"rank{rank}.json"
+    return files.write_text(out / f"rank{rank}.json", json.dumps(payload))
 
 
 # ------------------------------------------------------------------------ launching
