@@ -4,6 +4,8 @@ The record tests check the chapter's records against references recomputed here;
 tests read what the chapter's own cells computed (glued values) for the measurements that
 write no record: vmap against a loop, and the loops against the control-flow reference.
 """
+from pathlib import Path
+import subprocess
 import time
 
 import nbformat
@@ -119,12 +121,12 @@ def test_setup_is_done_before_jax_starts(monkeypatch):
     from rosetta.frameworks import jax as fw_jax
     for var in ("XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_PLATFORMS"):
         monkeypatch.delenv(var, raising=False)
-    fw_jax.setup(1, "auto")
+    fw_jax.setup(1)
     import os
     assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert os.environ["JAX_DEFAULT_MATMUL_PRECISION"] == "highest"
     assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"] and "JAX_PLATFORMS" not in os.environ
-    fw_jax.setup(2, "cpu")
+    fw_jax.setup(2, device="cpu")
     assert os.environ["JAX_PLATFORMS"] == "cpu" and "jax" not in sys.modules
 
 
@@ -134,3 +136,33 @@ def test_bad_parameter_fails_before_any_training(tmp_path):
     assert not res.ok and "ParameterError" in res.error and "'epochs' must be a whole number" in res.error
     assert time.perf_counter() - t0 < 60
     assert not (tmp_path / "_build" / "records" / CHAPTER).exists()
+
+
+JAX_PROGRAM = """
+from rosetta.frameworks import jax as fw
+fw.setup(1, device="cpu")
+import jax, jax.numpy as jnp
+from rosetta.core import control_flow as cf
+dev = fw.resolve_device("auto")
+wait = fw.sync(dev)
+x = jnp.ones(3) * 2
+assert wait() is None and wait(x) is x
+assert jax.config.jax_default_matmul_precision == "highest"
+loop = cf.build("jax")
+xs, w, h0 = cf.problem(0, 8)
+checks = [cf.check(loop, 0, 8), cf.check(loop, 0, 8, cf.early_exit_limit(xs, w, h0)),
+          cf.check(loop, 0, 8, cf.early_exit_limit(xs, w, h0), "python_loop")]
+print(fw.device_type(dev), fw.device_memory(dev), all(c["agrees"] for c in checks), checks[1]["steps"] < 8)
+"""
+
+
+def test_jax_module_and_loops_in_their_environment(tmp_path):
+    """The interface on the CPU, the precision setting, and the recurrence against the NumPy reference."""
+    python = ROOT / ".envs" / "pytensor" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"the PyTensor environment, which holds JAX, is not built ({python} is missing)")
+    out = subprocess.run([str(python), "-c", JAX_PROGRAM], capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(Path(control_flow.__file__).resolve().parents[2]), "ROSETTA_ROOT": str(ROOT),
+                              "ROSETTA_BUILD": str(tmp_path / "_build"), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["cpu", "None", "True", "True"]

@@ -4,7 +4,7 @@ synchronisation, memory counters). ``compat`` holds the shims that let the retir
 import today; ``worker`` runs a chapter's program in another environment. Each module is
 imported only by the chapter that needs it.
 
-Every framework module (pytorch, tensorflow, mxnet, theano, pytensor) has the same small interface;
+Every framework module (pytorch, tensorflow, mxnet, theano, pytensor, jax) has the same small interface;
 ``keras`` has ``setup`` only (its backends run in processes of their own), ``lasagne`` none of it
 (it runs on Theano, on the CPU)::
 

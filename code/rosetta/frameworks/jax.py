@@ -19,7 +19,7 @@ from rosetta.core.params import ParameterError
 PARITY_PRECISION = "highest"
 
 
-def setup(threads: int, device: str = "auto") -> dict:
+def setup(threads: int, *, device: str = "auto") -> dict:
     """XLA's CPU thread pool, no GPU preallocation, full-precision matmuls; ``device='cpu'`` hides GPUs.
 
     ``device``: 'auto' lets JAX take a GPU where it has one, 'cpu' keeps it on the CPU,
@@ -36,40 +36,46 @@ def setup(threads: int, device: str = "auto") -> dict:
     return {"intra_op": threads, "preallocate": False, "matmul_precision": PARITY_PRECISION, "device": device}
 
 
-def resolve_device(requested: str):
+def resolve_device(device: str):
     """The JAX device the chapter runs on (JAX's default device); 'cuda' without a GPU is an error."""
     import jax
     dev = jax.devices()[0]
-    if requested == "cuda" and dev.platform != "gpu":
+    if device == "cuda" and dev.platform != "gpu":
         raise ParameterError("parameter 'device' is 'cuda' but JAX sees no GPU here (it has "
                              f"{jax.devices()}); use device='auto' or 'cpu', or install a CUDA build of JAX")
     return dev
 
 
-def device_type(dev) -> str:
+def device_type(device) -> str:
     """'cuda' for a JAX GPU, else JAX's platform name ('cpu')."""
-    return "cuda" if dev.platform == "gpu" else dev.platform
+    return "cuda" if device.platform == "gpu" else device.platform
 
 
-def device_name(dev) -> str:
-    if dev.platform == "cpu":
+def device_name(device) -> str:
+    if device.platform == "cpu":
         from rosetta.core.records import cpu_name
         return cpu_name()
-    return getattr(dev, "device_kind", str(dev))
+    return getattr(device, "device_kind", str(device))
 
 
-def sync(value=None):
-    """Wait until JAX has computed ``value`` (JAX dispatches asynchronously); returns it."""
+def sync(device):
+    """A function ``wait(value=None)`` that waits until JAX has computed ``value`` (JAX dispatches
+    asynchronously, and has no call that waits for a whole device); returns ``value``. A step waits
+    for its own result with it."""
     import jax
-    return jax.block_until_ready(value)
+
+    def wait(value=None):
+        return jax.block_until_ready(value)
+    return wait
 
 
-def device_memory(dev):
+def device_memory(device):
     """(reset, read) of the GPU's peak-allocation counter; None on the CPU.
 
     JAX's counter (``memory_stats()["peak_bytes_in_use"]``) cannot be reset: it is the process's
-    peak since JAX started, so for a run after a larger one it is an upper bound.
+    peak since JAX started, which is the run's own where the run needed more than every run before
+    it in the process (the chapter runs the small programs first), and an upper bound otherwise.
     """
-    if dev.platform != "gpu":
+    if device.platform != "gpu":
         return None
-    return (lambda: None, lambda: (dev.memory_stats() or {}).get("peak_bytes_in_use", 0))
+    return (lambda: None, lambda: (device.memory_stats() or {}).get("peak_bytes_in_use", 0))
