@@ -166,3 +166,24 @@ def test_jax_module_and_loops_in_their_environment(tmp_path):
                               "ROSETTA_BUILD": str(tmp_path / "_build"), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["cpu", "None", "True", "True"]
+
+
+MNIST_PROGRAM = """
+import hashlib
+from rosetta.core import mnist
+print(" ".join(hashlib.sha256(a.tobytes()).hexdigest() for a in mnist.load()))
+"""
+
+
+def test_the_chapter_environment_sees_the_same_images(tmp_path):
+    """NumPy 2 (the JAX chapter's) standardises MNIST to the same float32 images as NumPy 1 (the book's)."""
+    import hashlib
+    from rosetta.core import mnist
+    python = ROOT / ".envs" / "pytensor" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"the PyTensor environment, which holds JAX, is not built ({python} is missing)")
+    out = subprocess.run([str(python), "-c", MNIST_PROGRAM], capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(Path(control_flow.__file__).resolve().parents[2]), "ROSETTA_ROOT": str(ROOT),
+                              "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [hashlib.sha256(a.tobytes()).hexdigest() for a in mnist.load()]
