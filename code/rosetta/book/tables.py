@@ -24,16 +24,17 @@ MISSING = "–"
 
 _COMMON = [
     {"selector": "", "props": "border-collapse: collapse; margin: 0.5em 0;"},
-    {"selector": "th, td", "props": "padding: 0.25em 0.6em; vertical-align: top;"},
+    {"selector": "th, td", "props": "vertical-align: top;"},
     {"selector": "th", "props": "white-space: normal;"},
 ]
 _TEXT = _COMMON + [
-    {"selector": "", "props": "width: 100%;"},
-    {"selector": "th, td", "props": "text-align: left; white-space: normal; overflow-wrap: anywhere;"},
+    {"selector": "", "props": "width: 100%; font-size: 0.9em;"},
+    {"selector": "th, td", "props": "padding: 0.25em 0.45em; text-align: left; white-space: normal; "
+                                    "overflow-wrap: break-word;"},
 ]
 _NUMBERS = _COMMON + [
-    {"selector": "", "props": "width: auto; font-variant-numeric: tabular-nums;"},
-    {"selector": "th, td", "props": "text-align: right;"},
+    {"selector": "", "props": "width: auto; font-size: 0.85em; font-variant-numeric: tabular-nums;"},
+    {"selector": "th, td", "props": "padding: 0.2em 0.45em;"},
 ]
 
 
@@ -92,10 +93,10 @@ def text(df, digits: int = 3, **formats):
 def numbers(df, digits: int = 3, **formats):
     """A table of measurements: as narrow as its contents, numbers compact and aligned right, no index."""
     sty = _styled(df, _NUMBERS, digits, formats)
-    numeric = [c for c in sty.data.columns if pd.api.types.is_numeric_dtype(sty.data[c])]
-    words = [c for c in sty.data.columns if c not in numeric]
-    if numeric:
-        sty = sty.set_properties(subset=numeric, **{"white-space": "nowrap"})
-    if words:
-        sty = sty.set_properties(subset=words, **{"text-align": "left"})
-    return sty
+    align = {}
+    for c in sty.data.columns:
+        right = pd.api.types.is_numeric_dtype(sty.data[c])   # numbers right, on one line; words left
+        side = "right" if right else "left"
+        align[c] = [{"selector": "th", "props": f"text-align: {side};"},
+                    {"selector": "td", "props": f"text-align: {side}; white-space: {'nowrap' if right else 'normal'};"}]
+    return sty.set_table_styles(align, overwrite=False)
