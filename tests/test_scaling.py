@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from rosetta.distributed import launch, scaling
-from rosetta.core import mnist, params, records
+from rosetta.core import mnist, params, records, weights
 
 from conftest import ROOT
 
@@ -249,7 +249,7 @@ def test_the_scaling_model():
     assert scaling.ring_allreduce_s(g, 8, 1e9, 1e-5) == pytest.approx(1.75 * g / 1e9 + 14e-5)
     latency, bandwidth = scaling.fit_link(2e-4, 2e-4 + g / 1e9, g, n=2)
     assert latency == pytest.approx(1e-4) and bandwidth == pytest.approx(1e9)
-    assert scaling.LENET_GRADIENT_FLOATS == sum(int(np.prod(s)) for _, s in __import__("rosetta").weights.LENET_SHAPES)
+    assert scaling.LENET_GRADIENT_FLOATS == weights.lenet_parameter_count()
     for link in scaling.LINKS:
         assert link.bandwidth > 1e9 and "http" in link.bandwidth_source
 
