@@ -124,3 +124,19 @@ def test_no_chapter_declares_a_parameter_it_does_not_use():
             param = line.split("=")[0].strip()
             if param and not param.startswith("#"):
                 assert param in rest, f"chapter {name} declares parameter {param!r} but never reads it"
+
+
+def test_root_without_a_toc_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ROSETTA_ROOT", str(tmp_path))
+    assert build.main(["--no-html"]) == 2
+    assert f"{tmp_path} holds no _toc.yml: ROSETTA_ROOT must be the book's folder" in capsys.readouterr().err
+
+
+def test_build_dir_must_be_named_build(tmp_path, capsys):
+    assert build.main(["--no-html", "--build-dir", str(tmp_path / "out")]) == 2
+    assert "--build-dir must be a folder named _build" in capsys.readouterr().err
+
+
+def test_unknown_chapter_is_refused(build_dir, capsys):
+    err = refused(build_dir, capsys, "--only", "pytorchh")
+    assert "unknown chapter(s) ['pytorchh']" in err and "'pytorch'" in err

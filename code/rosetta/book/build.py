@@ -454,6 +454,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from rosetta import repo_root
     root = repo_root()
+    if not (root / "_toc.yml").is_file():
+        print(f"rosetta-build: {root} holds no _toc.yml: ROSETTA_ROOT must be the book's folder (or unset it "
+              f"and run from inside the repository)", file=sys.stderr)
+        return 2
     build_dir = (args.build_dir or root / "_build").resolve()
     if build_dir.name != "_build":
         print("rosetta-build: --build-dir must be a folder named _build (Jupyter Book writes <parent>/_build/html)",
