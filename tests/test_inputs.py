@@ -106,7 +106,7 @@ def test_the_comparisons_loader_checks_the_folders_it_is_given(tmp_path):
         compare.load(folders=[tmp_path / "empty"])
     (tmp_path / "empty" / "x.csv").write_text("a,b\n")
     with pytest.raises(records.RecordError, match="holds files that are not records.*x.csv"):
-        records.load(tmp_path / "empty")
+        compare.load(folders=[tmp_path / "empty"])
 
 
 def test_no_chapter_declares_a_parameter_it_does_not_use():

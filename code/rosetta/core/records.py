@@ -256,11 +256,11 @@ def load(*folders):
 
     Nested fields are flattened (``timing.median_s``, ``memory.peak_rss_bytes``,
     ``parity.max_rel_dev``, ``params.batch_size``...); list fields stay lists.
-    A record found in several folders is taken from the first. Folders given are checked
-    first (:func:`check_folders`); the default ones (this build's, ``data/records``) may be absent.
+    A record found in several folders is taken from the first. Folders that a user gives
+    are checked with :func:`check_folders` first (the comparison's loader does).
     """
     import pandas as pd
-    folders = check_folders(list(folders)) if folders else (default_dir(), committed_dir())
+    folders = folders or (default_dir(), committed_dir())
     rows, seen = [], set()
     for folder in folders:
         for path in sorted(Path(folder).rglob("*.json")) if Path(folder).is_dir() else []:
