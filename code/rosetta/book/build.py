@@ -361,9 +361,11 @@ def reuse_chapter(name: str, build_dir: Path, notebook: Path, key: dict):
     if entry is None:
         return None
     out = build_dir / "executed" / f"{name}.ipynb"
-    merged = cache.merge(nbformat.read(notebook, as_version=4), nbformat.read(out, as_version=4))
-    nbformat.write(merged, out)
-    cache.store(build_dir, name, key, entry["seconds"], entry["finished"])
+    executed = nbformat.read(out, as_version=4)
+    merged = cache.merge(nbformat.read(notebook, as_version=4), executed)
+    if merged != executed:          # prose changed: re-render (an unchanged file keeps Sphinx's page)
+        nbformat.write(merged, out)
+        cache.store(build_dir, name, key, entry["seconds"], entry["finished"])
     return ChapterResult(name, True, entry["seconds"], notebook=out, reused=True, finished=entry["finished"],
                          records=sorted((build_dir / "records" / name).glob("*.json")))
 

@@ -28,6 +28,7 @@ already kept in place (records replaced atomically by the build, executed notebo
 hashes into notebook metadata and copying every record into its store; a key file per chapter
 is shorter and keeps one copy of each output.
 """
+import copy
 from datetime import datetime, timezone
 import hashlib
 import json
@@ -166,9 +167,16 @@ def merge(new_nb, executed_nb):
     The executed notebook has papermill's injected-parameters cell in addition; it is kept
     after the cell tagged ``parameters``.
     """
-    injected = [c for c in executed_nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    ran = [c for c in executed_nb.cells if c.cell_type == "code" and c not in injected]
-    out = nbformat.from_dict(executed_nb)
+    out = nbformat.from_dict(copy.deepcopy(executed_nb))
+    injected = [c for c in out.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    kept = [c for c in out.cells if not any(c is i for i in injected)]
+    if [c.cell_type for c in kept] == [c.cell_type for c in new_nb.cells]:     # same cells: edit in place
+        for old, new in zip(kept, new_nb.cells):
+            old.source = new.source
+            if list(new.metadata.get("tags", [])) != list(old.metadata.get("tags", [])):
+                old.metadata["tags"] = list(new.metadata.get("tags", []))
+        return out
+    ran = [c for c in kept if c.cell_type == "code"]
     cells, code = [], iter(ran)
     for cell in new_nb.cells:
         cell = nbformat.from_dict(cell)
