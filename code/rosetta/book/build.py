@@ -30,14 +30,14 @@ chapters alone leave it at zero.
 import argparse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+import difflib
 import json
 import os
 from pathlib import Path
+import re
 import shutil
 import subprocess
 import sys
-import difflib
-import re
 import time
 
 import yaml
@@ -390,9 +390,10 @@ def build(root: Path, build_dir: Path, quick=False, only=(), parameters=None, ht
     notebooks = {name: write_notebook(root, build_dir, name) for name in selected}
     per_chapter = parameters_for(given, {name: chapter_parameters(nb) for name, nb in notebooks.items()})
     try:
-        shared.check_inputs(given)
+        given = shared.check_inputs(given)
     except ValueError as err:
         raise BuildError(str(err)) from None
+    per_chapter = {name: {k: given[k] for k in params} for name, params in per_chapter.items()}
     kernels = {name: chapter_kernel(root, name, kernel) for name in selected}
     skips = {name: skip_reason(root, name) for name in selected}
     for k in sorted({kernels[name] for name in selected if not skips[name]}):
