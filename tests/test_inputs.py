@@ -140,3 +140,14 @@ def test_build_dir_must_be_named_build(tmp_path, capsys):
 def test_unknown_chapter_is_refused(build_dir, capsys):
     err = refused(build_dir, capsys, "--only", "pytorchh")
     assert "unknown chapter(s) ['pytorchh']" in err and "'pytorch'" in err
+
+
+def test_records_dirs_are_made_absolute_for_the_chapter(tmp_path, monkeypatch):
+    """The comparison runs in chapters/: a folder given relative to where the build was started is resolved first."""
+    from rosetta.core import params
+    folder = tmp_path / "_build" / "records" / "pytorch"
+    folder.mkdir(parents=True)
+    (folder / "a.json").write_text(json.dumps({"schema": records.SCHEMA, **{k: None for k in records.REQUIRED[1:]}}))
+    monkeypatch.chdir(tmp_path)
+    got = params.check_inputs({"records_dirs": ["_build/records"], "quick": True})
+    assert got == {"records_dirs": [str(tmp_path / "_build" / "records")], "quick": True}
