@@ -43,6 +43,7 @@ import time
 import yaml
 
 from rosetta.book import cache
+from rosetta.core import files, paths
 
 KERNEL = "rosetta"
 MATHJAX = Path("node_modules") / "mathjax" / "es5"
@@ -123,7 +124,7 @@ def skip_reason(root: Path, name: str) -> str:
     """Why a chapter cannot be executed here ('' if it can): the reason its environment's
     ``envs/<env>.mk`` wrote to ``.envs/<env>.skipped`` when it could not build it."""
     env = chapter_env(root, name)
-    marker = root / ".envs" / f"{env}.skipped"
+    marker = root / paths.ENVS / f"{env}.skipped"
     if env and marker.is_file():
         return marker.read_text().strip() or f"the {env} environment could not be built"
     return ""
@@ -135,15 +136,6 @@ def check_kernel(kernel: str) -> None:
         KernelSpecManager().get_kernel_spec(kernel)
     except NoSuchKernel:
         raise BuildError(f"Jupyter kernel {kernel!r} is not installed; run `make env` (it registers it)") from None
-
-
-def _replace_dir(new: Path, final: Path) -> None:
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    new.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _error_text(err: Exception) -> str:
@@ -267,7 +259,7 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
             else:
                 os.environ[k] = v
     seconds = time.perf_counter() - start
-    _replace_dir(staging, final)
+    files.replace_dir(staging, final)
     out = executed / f"{name}.ipynb"
     nb_tmp.replace(out)
     (executed / f"{name}.failed.ipynb").unlink(missing_ok=True)
@@ -285,10 +277,7 @@ def update_report(build_dir: Path, res: ChapterResult, kernel: str, parameters: 
         "finished": res.finished or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "reused": res.reused, "skipped": res.skipped,
     }
-    tmp = path.with_name(".run_report.json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return files.write_text(path, json.dumps(report, indent=1, sort_keys=True))
 
 
 def read_report(build_dir: Path) -> dict:
@@ -448,7 +437,7 @@ def main(argv=None) -> int:
                     help="papermill parameter for the executed chapters, e.g. -p epochs 1")
     ap.add_argument("--html", dest="html", action="store_true", default=None, help="build the HTML after --only")
     ap.add_argument("--no-html", dest="html", action="store_false", help="execute only, no HTML")
-    ap.add_argument("--build-dir", type=Path, default=None, help="default: <root>/_build")
+    ap.add_argument("--build-dir", type=Path, default=None, help="default: ROSETTA_BUILD, else <root>/_build")
     ap.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     ap.add_argument("--force", action="store_true", help="execute every chapter, even those whose earlier run "
                     "could be reused (make ... FORCE=1)")
@@ -461,7 +450,7 @@ def main(argv=None) -> int:
         print(f"rosetta-build: {root} holds no _toc.yml: ROSETTA_ROOT must be the book's folder (or unset it "
               f"and run from inside the repository)", file=sys.stderr)
         return 2
-    build_dir = (args.build_dir or root / "_build").resolve()
+    build_dir = (args.build_dir or paths.build_dir()).resolve()
     if build_dir.name != "_build":
         print("rosetta-build: --build-dir must be a folder named _build (Jupyter Book writes <parent>/_build/html)",
               file=sys.stderr)

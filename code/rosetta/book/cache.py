@@ -37,6 +37,8 @@ import subprocess
 
 import nbformat
 
+from rosetta.core import files, paths
+
 CACHE = "cache"
 ORDER = ("code", "parameters", "package", "locks", "environment", "records")
 
@@ -98,7 +100,7 @@ def kernel_fingerprint(kernel: str) -> str:
 
 
 def environment_hash(root: Path, kernel: str, env: str = None) -> str:
-    stamp = root / ".envs" / env / ".installed" if env else None
+    stamp = root / paths.ENVS / env / ".installed" if env else None
     stamp_id = stamp.stat().st_mtime_ns if stamp is not None and stamp.is_file() else None
     return digest({"kernel": kernel_fingerprint(kernel), "env": env, "stamp": stamp_id})
 
@@ -151,10 +153,7 @@ def store(build_dir: Path, name: str, key: dict, seconds: float, finished: str =
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {"key": key, "outputs": outputs(build_dir, name), "seconds": round(seconds, 2),
              "finished": finished or datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(entry, indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return files.write_text(path, json.dumps(entry, indent=1, sort_keys=True))
 
 
 def forget(build_dir: Path, name: str) -> None:
