@@ -90,6 +90,8 @@ def test_code_lines_and_framework_calls():
         """)
     assert len(sbs.code_lines(cell)) == 7
     assert names.calls(cell) == {"torch.zeros", ".pow", ".sum"}
+    # what the program takes: the NumPy line, the helper calls and the print do not count
+    assert names.lines(cell) == 2
 
 
 def test_a_program_written_by_the_notebook_re_exports_its_framework():

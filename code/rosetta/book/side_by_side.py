@@ -83,6 +83,8 @@ TABS = [
 
 # Why a tab has no cell for a concept: shown in the tab instead of the code.
 REASONS = {
+    ("tf1", "data"): "In TensorFlow 1 the data and weights go in as placeholders of the graph (under *The loss*), "
+                     "fed with the NumPy arrays by `feed_dict` at every session step (under *The training step*).",
     ("tf1", "forward"): "The TensorFlow chapter writes LeNet in TensorFlow 2 only; its TensorFlow 1 program is "
                         "the 2-layer net, whose forward pass is part of the graph under *The loss*.",
     ("tf1", "evaluate"): "No TensorFlow 1 LeNet, so nothing to evaluate in that idiom.",
@@ -349,9 +351,27 @@ class Names:
         if module:
             self.modules[module] = mine
 
-    def calls(self, source: str) -> set:
-        """The distinct framework calls of one cell: ``module.function`` as written, ``.method`` by name."""
+    def lines(self, source: str) -> int:
+        """Lines of code of one cell, less the statements that only call the book's helpers, NumPy or
+        Python's builtins (timing, records, printing): what the program itself takes to write."""
         tree = _parse(source)
+        if tree is None:
+            return len(code_lines(source))
+        keep = set()
+        for stmt in tree.body:
+            if not self._scaffolding(stmt):
+                keep |= set(range(stmt.lineno, stmt.end_lineno + 1))
+        return sum(1 for i, l in enumerate(source.splitlines(), 1) if i in keep and code_lines(l))
+
+    def _scaffolding(self, stmt) -> bool:
+        called = [n.func for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+        own = [f for f in called if isinstance(f, ast.Name) and f.id not in self.other]
+        return bool(called) and not own and not self.calls(stmt)
+
+    def calls(self, source) -> set:
+        """The distinct framework calls of one cell (or syntax tree): ``module.function`` as written,
+        ``.method`` by name."""
+        tree = _parse(source) if isinstance(source, str) else source
         if tree is None:
             return set()
         defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
@@ -380,7 +400,7 @@ def cost_table(found, names_by_chapter) -> dict:
     table = {}
     for key, ms in groups.items():
         names = names_by_chapter[ms[0].chapter]
-        table[key] = (sum(len(code_lines(m.source)) for m in ms),
+        table[key] = (sum(names.lines(m.source) for m in ms),
                       len(set().union(*(names.calls(m.source) for m in ms))))
     return table
 
@@ -455,7 +475,8 @@ def render(found, tabs, recs_by_chapter, cost) -> str:
         out += ["::::", ""]
     out += ["## What the code costs to write", "",
             "Counted by the build from the cells above (`rosetta.book.side_by_side.cost_table`): *lines* are the "
-            "lines that are not blank, a comment or an IPython magic; *calls* are the distinct framework functions "
+            "lines that are not blank, a comment or an IPython magic, less the statements that only call the "
+            "book's helpers, NumPy or Python's builtins (timing the steps, saving records, printing); *calls* are the distinct framework functions "
             "and methods called, not counting Python's builtins, the book's helper package, NumPy and the functions "
             "the cells define themselves (a method counts by its name). A cell shown under several steps counts "
             "for each, and once in *all steps*; a dash is a step the tab does not have (its reason is in its tab "
