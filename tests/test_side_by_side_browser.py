@@ -74,6 +74,7 @@ def browsed(html):
         page.reload(wait_until="networkidle")
         seen["after_reload"] = page.evaluate(CHECKED)
         seen["links"] = page.eval_on_selector_all(".sbs-source a", "as => as.map(a => a.href)")
+        page.set_viewport_size({"width": 1280, "height": 4000})   # the whole tab set in one screenshot
         step = page.locator("section#the-training-step .sd-tab-set").first
         for key, _ in seen["labels"]:
             step.locator(f"label[data-sync-id='{key}']").click()
@@ -91,9 +92,10 @@ def test_the_page_makes_no_request_outside_and_no_error(browsed):
 
 
 def test_every_tab_set_has_every_framework(browsed):
-    _, _, seen = browsed
+    html, _, seen = browsed
     keys = [k for k, _ in seen["labels"]]
-    assert {"pytorch", "tf1", "tf2", "mx_gluon", "theano"} <= set(keys)
+    assert keys == [t.key for t in sbs.TABS if (html / "chapters" / f"{t.chapter}.html").is_file()]
+    assert "pytorch" in keys
     assert len(seen["before"]) == len(sbs.CONCEPTS) and len(set(seen["before"])) == 1
 
 
