@@ -37,6 +37,15 @@ def test_reasons_name_known_tabs_and_concepts():
     assert all(len(reason.split()) >= 5 for reason in sbs.REASONS.values())
 
 
+def test_the_variants_a_tab_shows_are_its_chapters():
+    """A renamed run would silently leave its tab's figures: every variant named in TABS is saved by its chapter."""
+    for tab in sbs.TABS:
+        if tab.variants and tab.chapter in book_chapters():
+            source = (ROOT / "chapters" / f"{tab.chapter}.md").read_text()
+            missing = [v for vs in tab.variants.values() for v in vs if f'"{v}"' not in source]
+            assert missing == [], f"{tab.key}: chapters/{tab.chapter}.md saves no run named {missing}"
+
+
 def test_a_chapter_that_loses_a_marked_cell_fails():
     chapters = book_chapters()
     found = sbs.source_marks(ROOT, chapters)
