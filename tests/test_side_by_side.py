@@ -82,6 +82,13 @@ def test_marks_know_their_section_and_program():
     assert found["pytorch", "control_flow"].program is None
 
 
+def test_a_comment_in_a_fenced_block_is_no_heading():
+    cells = [{"cell_type": "markdown", "source": "# Book\n\n## LeNet on MNIST\n\n```\n# solver.prototxt\n```"},
+             {"cell_type": "code", "source": "x = 1", "metadata": {"tags": ["sbs:data"]}}]
+    (mark,) = sbs.marks(cells, "pytorch")
+    assert mark.section == ("Book", "LeNet on MNIST") and mark.anchor == "lenet-on-mnist"
+
+
 def test_code_lines_and_framework_calls():
     names = sbs.Names(["import torch\nimport numpy as np\nfrom rosetta.core import training, records\n"
                        "recorder = records.Recorder(framework='x')\n"])

@@ -186,8 +186,10 @@ def marks(cells, chapter: str) -> list:
     found, section = [], []
     for i, cell in enumerate(cells):
         if cell["cell_type"] == "markdown":
+            fenced = False
             for line in cell["source"].splitlines():
-                h = heading(line)
+                fenced ^= line.lstrip().startswith(("```", "~~~"))    # a '#' in a fenced block is no heading
+                h = None if fenced else heading(line)
                 if h:
                     section = section[:h[0] - 1] + [h[1]]
             continue
