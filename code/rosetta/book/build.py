@@ -309,6 +309,8 @@ def stage_book(root: Path, build_dir: Path) -> Path:
             shutil.copy2(done, book / f"{page}.ipynb")
         else:
             shutil.copy2(root / f"{page}.md", book / f"{page}.md")
+    from rosetta.book import side_by_side   # the side-by-side page, from the executed notebooks
+    side_by_side.write_page(root, build_dir, book, notebooks)
     mathjax = root / MATHJAX
     if not (mathjax / "tex-chtml.js").is_file():
         raise BuildError(f"MathJax is missing at {mathjax}; run `make env` (it installs it with npm ci)")
