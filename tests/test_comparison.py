@@ -395,3 +395,36 @@ def test_quick_book_comparison_page(quick_book):
     main, _ = verdicts.comparable_runs(df)
     sentence = verdicts.speed_sentence(compare.speed_table(main), "lenet", "cpu")
     assert sentence in " ".join(re.sub(r"<[^>]+>", "", page).split()).replace("&#39;", "'")
+
+
+# ------------------------------------------- what the framework chapters record for it
+
+LOOP_COST = {"pytorch": [], "tensorflow": ["trace"], "mxnet": ["hybridize"], "theano": ["compile_cold"]}
+
+
+@pytest.mark.parametrize("chapter", sorted(LOOP_COST))
+def test_each_framework_chapter_records_its_loop(quick_book, chapter):
+    """The chapter's own control-flow section ran its loop, checked it against NumPy and kept it."""
+    rec = quick_book.records(chapter, models=("recurrence",))[("recurrence", "loop")]
+    assert rec["framework"] == chapter and rec["device"] == "cpu" and rec["parity"]["gates"]
+    assert rec["extra"]["lengths"] == list(cf.LENGTHS[True]) and rec["parity"]["passed"]
+    checks = rec["extra"]["checks"]
+    plain = [c for c in checks if c["construct"] == "plain loop"]
+    assert len(plain) == len(cf.LENGTHS[True]) and all(c["agrees"] for c in plain)
+    assert [c["kind"] for c in rec["one_off"]] == LOOP_COST[chapter]
+    steps = sum(cf.LENGTHS[True])
+    if chapter == "pytorch":
+        assert rec["extra"]["body_calls"] == steps                 # Python runs the body at every step
+    else:
+        assert rec["extra"]["body_calls"] < steps                  # only while the graph was built
+    assert [t["T"] for t in rec["extra"]["timings"]] == list(cf.LENGTHS[True])
+    assert rec["timing"]["n"] == cf.REPEATS[True]
+
+
+def test_the_pytorch_chapter_keeps_the_machines_matmul_rate(quick_book):
+    recs = quick_book.records("pytorch", models=("matmul",))
+    assert set(recs) == {("matmul", "numpy"), ("matmul", "torch")}
+    for (_, backend), rec in recs.items():
+        assert rec["losses"] == [] and rec["extra"]["n"] == peak.BUILD[True][0]
+        assert rec["timing"]["n"] == peak.BUILD[True][1] and rec["extra"]["gflops"] > 0.05
+        assert rec["cpu"] == records.cpu_name() and rec["threads"] == rec["params"]["threads"]
