@@ -428,3 +428,27 @@ def test_the_pytorch_chapter_keeps_the_machines_matmul_rate(quick_book):
         assert rec["losses"] == [] and rec["extra"]["n"] == peak.BUILD[True][0]
         assert rec["timing"]["n"] == peak.BUILD[True][1] and rec["extra"]["gflops"] > 0.05
         assert rec["cpu"] == records.cpu_name() and rec["threads"] == rec["params"]["threads"]
+
+
+def test_chapter_shows_cpu_and_gpu_side_by_side(book):
+    """FIXTURE GPU records (CPU fixture records with their device fields changed) beside the CPU ones:
+    the chapter names both devices, and the GPU claims stay untested with PyTorch alone on the GPU."""
+    build_dir, committed = book
+    gpu = "FIXTURE GPU (not a real run)"
+    src = build_dir / "records" / "pytorch"
+    for path in sorted(src.glob("*.json")):
+        rec = records.read(path)
+        rec.update(device="cuda", device_name=gpu)
+        rec["memory"]["device_peak_bytes"] = 64 * 2 ** 20
+        records.write(rec, committed / "fixture_gpu" / "pytorch")
+    folders = [str(p) for p in compare.record_folders(build_dir, committed)]
+    res = build.run_chapter("comparison", {"quick": True, "records_dirs": folders}, build_dir, ROOT)
+    assert res.ok, res.error
+    import nbformat
+    import pandas as pd
+    text = json.dumps(nbformat.read(res.notebook, 4).dict())
+    assert f"Records from {gpu} are kept beside this build's CPU runs" in text
+    assert f"On {gpu} only PyTorch has a comparable run" in text and "On the CPU, from fastest to slowest" in text
+    claims = pd.read_csv(build_dir / "downloads" / "comparison" / "claims_2016.csv").set_index("claim (2016)")
+    assert claims.loc["Single-GPU speed: Theano good, TensorFlow average, MXNet excellent", "verdict"] == \
+        f"untested on {gpu}"
