@@ -233,7 +233,8 @@ def test_committed_records_are_labelled_and_shadowed(book, tmp_path):
 
 def _write_dp(folder, framework, variant, median, processes=1, dev=1e-7, exchange_s=None):
     extra = {"processes": processes, "replicas": 2 if variant != "single_all" else 1,
-             "max_rel_dev_vs_single": dev, "baseline": "single_1t"}
+             "max_rel_dev_vs_single": dev, "baseline": "single_1t", "equivalence_steps": 10,
+             "max_rel_dev_vs_single_first": dev / 10}
     if exchange_s is not None:
         extra["exchange"] = {"1": {"median_s": 1e-4}, str(weights.lenet_parameter_count()): {"median_s": exchange_s}}
     ref = list(np.linspace(3.0, 1.0, params.PARITY_STEPS))
@@ -261,6 +262,8 @@ def test_data_parallel_table(book):
     assert pt["engine"].startswith("torch.distributed") and pt["processes"] == 2 and pt["steps"] == 40
     assert pt["step / 1 process"] == pytest.approx(0.8) and pt["gradient exchange (ms)"] == pytest.approx(3.0)
     assert pt["max rel. dev. from 1 process"] == pytest.approx(4e-7)
+    assert pt["max rel. dev., first 10 steps"] == pytest.approx(4e-8)          # the equivalence check
+    assert "within 4.0e-08 (relative) over the first 10 steps" in verdicts.distributed_claim(table)[0]
     assert np.isnan(mx["1 process (ms)"]) and np.isnan(mx["gradient exchange (ms)"])
     assert compare.data_parallel_table(compare.load_data_parallel(build_dir / "nothing", committed)).empty
 

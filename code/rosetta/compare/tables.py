@@ -5,13 +5,13 @@ kept in the repository (``data/records/``, GPU runs); every other function turns
 DataFrame into one table. A framework without records is reported by :func:`missing`, and
 every table is simply shorter without it: nothing here fails because a chapter did not run.
 """
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rosetta.core import flops, records, weights
+from rosetta.core.paths import build_dir  # noqa: F401  (the chapter's compare.build_dir())
 
 # Every framework the comparison reads: the records' framework name -> (its name on the page, the chapter
 # that writes its records). A new framework chapter needs one entry here and nothing else.
@@ -34,13 +34,6 @@ MODEL_NAMES = {"two_layer": "2-layer net", "lenet": "LeNet"}
 NOT_RECORD_CHAPTERS = ("comparison", "status")        # pages whose folders hold no framework records
 TARGET_ACCURACY = 0.99
 MIB = 2 ** 20
-
-
-def build_dir() -> Path:
-    """The running build's folder (``ROSETTA_BUILD``), else ``<repository>/_build``."""
-    from rosetta import repo_root
-    env = os.environ.get("ROSETTA_BUILD")
-    return Path(env) if env else repo_root() / "_build"
 
 
 def record_folders(build=None, committed=None) -> list:
@@ -329,7 +322,8 @@ DP_ENGINES = {                         # (framework, variant) -> the engine that
     ("mxnet", "dist_sync"): "kvstore dist_sync (ps-lite)",
     ("mxnet", "kvstore_device"): "kvstore device",
 }
-FIRST_STEPS_PREFIX = "extra.max_rel_dev_vs_single_first"   # the scaling chapter's first-steps check
+# the scaling chapter's first-steps equivalence check: the deviation over its first ``equivalence_steps``
+FIRST_STEPS, FIRST_STEPS_N = "extra.max_rel_dev_vs_single_first", "extra.equivalence_steps"
 DP_SINGLE = "single_all"               # the one-process run on all the cores, the speed baseline
 
 
@@ -346,8 +340,8 @@ def data_parallel_table(dp) -> pd.DataFrame:
     the single-process run of the same framework that the record names as its baseline; the step
     time is compared with that framework's one-process run on all the cores (``single_all``).
     """
-    first = sorted(c for c in dp.columns if c.startswith(FIRST_STEPS_PREFIX)) if len(dp) else []
-    first_col = f"max rel. dev., first {first[0][len(FIRST_STEPS_PREFIX):]} steps" if first else None
+    has_first = len(dp) and FIRST_STEPS in dp and FIRST_STEPS_N in dp and dp[FIRST_STEPS_N].notna().any()
+    first_col = f"max rel. dev., first {int(dp[FIRST_STEPS_N].max())} steps" if has_first else None
     cols = ["framework", "engine", "variant", "device", "processes", "replicas", "steps",
             "max rel. dev. from 1 process", *([first_col] if first_col else []), "median step (ms)",
             "1 process (ms)", "step / 1 process", "gradient exchange (ms)"]
@@ -365,7 +359,7 @@ def data_parallel_table(dp) -> pd.DataFrame:
         rows.append({"framework": r["name"], "engine": engine, "variant": r["variant"], "device": r["device"],
                      "processes": int(r["extra.processes"]), "replicas": int(r["extra.replicas"]),
                      "steps": len(r["losses"]), "max rel. dev. from 1 process": float(r["extra.max_rel_dev_vs_single"]),
-                     **({first_col: float(r[first[0]])} if first_col else {}),
+                     **({first_col: float(r[FIRST_STEPS])} if first_col else {}),
                      "median step (ms)": 1e3 * float(r["timing.median_s"]), "1 process (ms)": single_ms,
                      "step / 1 process": 1e3 * float(r["timing.median_s"]) / single_ms,
                      "gradient exchange (ms)": 1e3 * grad["median_s"] if grad else np.nan})

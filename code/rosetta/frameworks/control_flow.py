@@ -154,7 +154,7 @@ def theano_loop(cold: bool = True) -> cf.Loop:
                            "before building the Theano loop (and before anything imports theano)")
     from rosetta.frameworks import compat, theano as fw_theano
     compat.pkg_resources_stub()
-    fw_theano.python_scan_loop()
+    compat.python_scan_loop()
     import logging
     logging.getLogger("theano.tensor.blas").setLevel(logging.ERROR)   # "NumPy C-API based BLAS": expected
     import theano
