@@ -451,7 +451,8 @@ def test_chapter_shows_cpu_and_gpu_side_by_side(book):
     import pandas as pd
     text = json.dumps(nbformat.read(res.notebook, 4).dict())
     assert f"Records from {gpu} are kept beside this build's CPU runs" in text
-    assert f"On {gpu} only PyTorch has a comparable run" in text and "On the CPU, from fastest to slowest" in text
+    assert f"LeNet on {gpu}: only PyTorch has a comparable run" in text
+    assert "LeNet on the CPU, from fastest to slowest" in text
     claims = pd.read_csv(build_dir / "downloads" / "comparison" / "claims_2016.csv").set_index("claim (2016)")
     assert claims.loc["Single-GPU speed: Theano good, TensorFlow average, MXNet excellent", "verdict"] == \
         f"untested on {gpu}"

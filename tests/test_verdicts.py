@@ -292,7 +292,7 @@ def test_two_gpus_are_judged_each_on_its_own(tmp_path):
     assert v[SPEED] == f"holds on {GPU_A}; untested on {GPU_B}"
     assert compare.fastest(speed, "LeNet", GPU_B)["frameworks"] == 1
     lines = [verdicts.speed_sentence(speed, "lenet", d) for d in compare.devices(speed)]
-    assert lines[0].startswith("On the CPU") and GPU_A in lines[1] and "only PyTorch" in lines[2]
+    assert lines[0].startswith("LeNet on the CPU") and GPU_A in lines[1] and "only PyTorch" in lines[2]
 
 
 # ------------------------------------------------------ missing parts, registry
@@ -302,7 +302,7 @@ def test_missing_frameworks_models_and_fields_render_as_missing(tmp_path):
     df = load(tmp_path)
     main, settings = verdicts.comparable_runs(df)
     speed, memory = compare.speed_table(main), compare.memory_table(main)
-    assert verdicts.speed_sentence(speed, "lenet", "cpu") == "No comparable LeNet run on the CPU."
+    assert verdicts.speed_sentence(speed, "lenet", "cpu") == "LeNet on the CPU: no comparable run."
     assert verdicts.memory_sentence(memory, "cpu").startswith("No comparable LeNet run")
     empty_loops = compare.load_model(verdicts.RECURRENCE, tmp_path / "_build", tmp_path / "committed")
     table = verdicts.claims_table(speed, memory, compare.one_off_table(empty_loops), verdicts.loop_checks(empty_loops),

@@ -96,8 +96,9 @@ def describe(df, settings) -> str:
                        f"images in batches of {s['batch_size']}" if model == "lenet" else
                        "the shared 2-layer problem"))
     kinds = kind_of_run(df) if len(df) else pd.Series(dtype=object)
-    left = [f"{int((kinds == k).sum())} {k}{'s' if (kinds == k).sum() != 1 else ''}"
-            for k in ("float64 parity run", "speed switch") if (kinds == k).any()]
+    plural = {"float64 parity run": "float64 parity runs", "speed switch": "speed-switch runs"}
+    left = [f"{int((kinds == k).sum())} {k if (kinds == k).sum() == 1 else plural[k]}"
+            for k in plural if (kinds == k).any()]
     main, _ = comparable_runs(df)
     other = int((kinds == "main").sum()) - len(main)
     if other:
@@ -377,17 +378,18 @@ def conclusions(parity, speed, lenet_fraction, compile_row, checks, missing, dev
 
 def speed_sentence(speed, model, device) -> str:
     """The ranking of one model on one device, in words that follow the measured spread."""
-    best = tables.fastest(speed, MODEL_NAMES.get(model, model), device)
-    where = "the CPU" if device == "cpu" else device
+    name = MODEL_NAMES.get(model, model)
+    best = tables.fastest(speed, name, device)
+    where = f"{name} on " + ("the CPU" if device == "cpu" else device)
     if best["frameworks"] == 0:
-        return f"No comparable {MODEL_NAMES.get(model, model)} run on {where}."
+        return f"{where}: no comparable run."
     if best["frameworks"] == 1:
-        return (f"On {where} only {best['fastest']} has a comparable run "
+        return (f"{where}: only {best['fastest']} has a comparable run "
                 f"({best['fastest_ms']:.3g} ms per step, {best['fastest_variant']}).")
     if not best["differs"]:
-        return (f"On {where} the frameworks are level within their measured spread, from {best['fastest_ms']:.3g} "
-                f"to {best['slowest_ms']:.3g} ms per step: {tables.tier_words(best['tiers'])}.")
-    return (f"On {where}, from fastest to slowest (each framework by its fastest variant): "
+        return (f"{where}: the frameworks are level within their measured spread, from {best['fastest_ms']:.3g} "
+                f"to {best['slowest_ms']:.3g} ms per step ({tables.tier_words(best['tiers'])}).")
+    return (f"{where}, from fastest to slowest (each framework by its fastest variant): "
             f"{tables.tier_words(best['tiers'])}. {best['fastest']} ({best['fastest_variant']}) takes "
             f"{best['fastest_ms']:.3g} ms per step and {best['slowest']} ({best['slowest_variant']}) "
             f"{best['slowest_ms']:.3g} ms, {best['ratio']:.1f} times as long.")
