@@ -49,12 +49,16 @@ class QuickBook:
             pytest.skip(f"chapter {name} not executed in this build: {res.skipped}")
         return res
 
-    def records(self, name) -> dict:
-        """The chapter's records keyed by (model, variant); fails with the chapter's own error."""
+    def records(self, name, models=None) -> dict:
+        """The chapter's records keyed by (model, variant); fails with the chapter's own error.
+
+        Without ``models``, its training runs only: not the control-flow loop (``recurrence``)
+        and the matrix-multiply yardstick (``matmul``) that the comparison reads."""
         res = self.chapter(name)
         assert res.ok, f"chapter {name} failed in quick mode: {res.error} (see {res.notebook})"
         recs = [records.read(p) for p in res.records]
-        return {(r["model"], r["variant"]): r for r in recs}
+        return {(r["model"], r["variant"]): r for r in recs
+                if (r["model"] in models if models else r["model"] not in ("recurrence", "matmul"))}
 
     @property
     def html(self):

@@ -9,11 +9,13 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rosetta.book import build
-from rosetta.compare import charts, tables as compare
+from rosetta.compare import charts, tables as compare, verdicts
 from rosetta.core import control_flow as cf, flops, params, peak, records, timing, weights
+from rosetta.frameworks import control_flow as loops
 
 from conftest import ROOT
 
@@ -102,7 +104,7 @@ def _summary(median, n=40, rss_mib=100):
     return probe.summary()
 
 
-def _write(folder, framework, model, median, accuracy=None, rss=100, cpu=CPU, threads=2, extra=None):
+def _write(folder, framework, model, median, accuracy=None, rss=100, cpu=CPU, threads=2, extra=None, one_off=()):
     steps = params.TWO_LAYER_STEPS if model == "two_layer" else 40
     ref = list(np.linspace(3.0, 1.0, params.PARITY_STEPS if model == "lenet" else steps))
     losses = [v * (1 + 1e-7) for v in ref] + [1.0] * (steps - len(ref))
@@ -111,7 +113,7 @@ def _write(folder, framework, model, median, accuracy=None, rss=100, cpu=CPU, th
                        params={"quick": False, "epochs": len(accuracy or [1]), "batch_size": 64,
                                "train_subset": 60000, "test_subset": 10000},
                        losses=losses, reference=ref, tolerance=1e-3, probe_summary=_summary(median, rss_mib=rss),
-                       test_accuracy=None if accuracy is None else accuracy[-1], extra=extra)
+                       test_accuracy=None if accuracy is None else accuracy[-1], extra=extra, one_off=one_off)
     rec["cpu"] = cpu
     return records.write(rec, folder)
 
@@ -124,8 +126,8 @@ def book(tmp_path):
         folder = build_dir / "records" / fw
         _write(folder, fw, "two_layer", m2, rss=rss // 10)
         epoch_s = [ml * 900 * (i + 1) for i in range(len(acc))]
-        _write(folder, fw, "lenet", ml, acc, rss, extra={"epoch_accuracy": acc, "epoch_end_train_s": epoch_s,
-                                                         "trace_s": 0.5 if fw == "tensorflow" else None})
+        _write(folder, fw, "lenet", ml, acc, rss, extra={"epoch_accuracy": acc, "epoch_end_train_s": epoch_s},
+               one_off=[("trace the step", "trace", 0.5)] if fw == "tensorflow" else ())
     (build_dir / "records" / "status").mkdir()                     # pages without records are skipped
     committed = tmp_path / "committed"
     committed.mkdir()
@@ -136,8 +138,9 @@ def test_load_and_missing(book):
     build_dir, committed = book
     df = compare.load(build_dir, committed)
     assert len(df) == 6 and set(df["origin"]) == {"this build"}
-    assert compare.missing(df) == ["theano"] and compare.missing_cells(df) == []
-    cov = compare.coverage(df).set_index("framework")
+    four = ("pytorch", "tensorflow", "mxnet", "theano")
+    assert compare.missing(df, four) == ["theano"] and compare.missing_cells(df) == []
+    cov = compare.coverage(df, four).set_index("framework")
     assert cov.loc["Theano", "version"] == "no records" and cov.loc["MXNet", "LeNet variants"] == 1
 
 
@@ -147,14 +150,15 @@ def test_speed_and_peak_tables(book):
     lenet = speed[speed["model"] == "LeNet"].set_index("framework")
     assert lenet.loc["MXNet", "median (ms)"] == pytest.approx(20.0)
     assert lenet.loc["MXNet", "examples/s"] == pytest.approx(64 / 0.020)
-    best = compare.fastest(speed, "LeNet")
+    best = compare.fastest(speed, "LeNet", "cpu")
     assert (best["fastest"], best["slowest"], best["ranking"]) == ("MXNet", "PyTorch", ["MXNet", "TensorFlow", "PyTorch"])
     assert best["ratio"] == pytest.approx(2.0)
-    frac = compare.peak_table(df, peak_gflops=100.0, cpu=CPU, threads=2).set_index(["framework", "model"])
+    yardstick = pd.DataFrame([{"cpu": CPU, "threads": 2, "peak GFLOP/s": 100.0}])      # FIXTURE peak
+    frac = compare.peak_table(df, yardstick).set_index(["framework", "model"])
     rate = flops.training_flops() * 64 / 0.020 / 1e9
     assert frac.loc[("MXNet", "LeNet"), "GFLOP/s"] == pytest.approx(rate)
     assert frac.loc[("MXNet", "LeNet"), "fraction of peak (%)"] == pytest.approx(rate)      # peak is 100
-    other = compare.peak_table(df, peak_gflops=100.0, cpu="another CPU", threads=2)
+    other = compare.peak_table(df, yardstick.assign(cpu="another CPU"))
     assert other["fraction of peak (%)"].isna().all() and not other["same machine"].any()
 
 
@@ -168,7 +172,8 @@ def test_parity_accuracy_memory_warmup(book):
     assert spread["spread_pp"] == pytest.approx(0.2)
     mem = compare.memory_table(df).set_index(["framework", "model"])
     assert mem.loc[("PyTorch", "LeNet"), "RSS increase (MiB)"] == pytest.approx(150)
-    assert compare.ranking(compare.memory_table(df), "RSS increase (MiB)") == ["TensorFlow", "MXNet", "PyTorch"]
+    assert compare.ranking(compare.memory_table(df), "RSS increase (MiB)", "LeNet", "cpu") == \
+        ["TensorFlow", "MXNet", "PyTorch"]
     warm = compare.warmup_table(df).set_index(["framework", "model"])
     assert warm.loc[("MXNet", "LeNet"), "first / median"] == pytest.approx(10)
     assert warm.loc[("MXNet", "LeNet"), "warm-up excess (ms)"] == pytest.approx(9 * 20)   # 10 + 4 steps vs 5
@@ -189,13 +194,13 @@ def test_deleting_a_framework_changes_every_table(book):
     before = compare.load(build_dir, committed)
     shutil.rmtree(build_dir / "records" / "mxnet")
     after = compare.load(build_dir, committed)
-    assert compare.missing(after) == ["mxnet", "theano"]
+    assert compare.missing(after, ("pytorch", "tensorflow", "mxnet", "theano")) == ["mxnet", "theano"]
     assert "MXNet" not in set(compare.speed_table(after)["framework"])
-    assert compare.fastest(compare.speed_table(before), "LeNet")["fastest"] == "MXNet"
-    assert compare.fastest(compare.speed_table(after), "LeNet")["fastest"] == "TensorFlow"
+    assert compare.fastest(compare.speed_table(before), "LeNet", "cpu")["fastest"] == "MXNet"
+    assert compare.fastest(compare.speed_table(after), "LeNet", "cpu")["fastest"] == "TensorFlow"
     for table in (compare.parity_table, compare.memory_table, compare.warmup_table, compare.accuracy_table):
         assert len(table(after)) < len(table(before))
-    assert compare.coverage(after).set_index("framework").loc["MXNet", "version"] == "no records"
+    assert compare.coverage(after, compare.FRAMEWORKS[:4]).set_index("framework").loc["MXNet", "version"] == "no records"
     spread = compare.accuracy_spread(compare.accuracy_table(after))
     assert spread["frameworks"] == 1 and math.isnan(spread["spread_pp"])     # no two trained alike any more
 
@@ -203,10 +208,11 @@ def test_deleting_a_framework_changes_every_table(book):
 def test_no_records_at_all_still_gives_tables_and_charts(tmp_path):
     df = compare.load(tmp_path / "_build", tmp_path / "none")
     assert compare.missing(df) == list(compare.FRAMEWORKS)
+    assert list(compare.coverage(df, ["jax"])["version"]) == ["no records"]
     for table in (compare.parity_table, compare.speed_table, compare.memory_table, compare.warmup_table,
                   compare.accuracy_table, compare.time_to_accuracy, compare.coverage):
         table(df)
-    assert compare.fastest(compare.speed_table(df))["frameworks"] == 0
+    assert compare.fastest(compare.speed_table(df), "LeNet", "cpu")["frameworks"] == 0
     for fig in (charts.parity(compare.parity_long(df)), charts.warmup(compare.warmup_table(df)),
                 charts.bars(compare.speed_table(df), "median (ms)", "ms", "empty"),
                 charts.one_off(compare.warmup_table(df))):
@@ -218,7 +224,7 @@ def test_committed_records_are_labelled_and_shadowed(book, tmp_path):
     _write(committed, "theano", "lenet", 0.05, [0.98])               # a record only in data/records
     path = _write(committed, "pytorch", "lenet", 9.9, [0.5])          # shadowed by this build's
     df = compare.load(build_dir, committed)
-    assert compare.missing(df) == []
+    assert compare.missing(df, ("pytorch", "tensorflow", "mxnet", "theano")) == []
     theano = df[df["framework"] == "theano"].iloc[0]
     assert theano["origin"] == "committed"
     pt = df[(df["framework"] == "pytorch") & (df["model"] == "lenet")]
@@ -227,7 +233,8 @@ def test_committed_records_are_labelled_and_shadowed(book, tmp_path):
 
 def _write_dp(folder, framework, variant, median, processes=1, dev=1e-7, exchange_s=None):
     extra = {"processes": processes, "replicas": 2 if variant != "single_all" else 1,
-             "max_rel_dev_vs_single": dev, "baseline": "single_1t"}
+             "max_rel_dev_vs_single": dev, "baseline": "single_1t", "equivalence_steps": 10,
+             "max_rel_dev_vs_single_first": dev / 10}
     if exchange_s is not None:
         extra["exchange"] = {"1": {"median_s": 1e-4}, str(weights.lenet_parameter_count()): {"median_s": exchange_s}}
     ref = list(np.linspace(3.0, 1.0, params.PARITY_STEPS))
@@ -255,6 +262,8 @@ def test_data_parallel_table(book):
     assert pt["engine"].startswith("torch.distributed") and pt["processes"] == 2 and pt["steps"] == 40
     assert pt["step / 1 process"] == pytest.approx(0.8) and pt["gradient exchange (ms)"] == pytest.approx(3.0)
     assert pt["max rel. dev. from 1 process"] == pytest.approx(4e-7)
+    assert pt["max rel. dev., first 10 steps"] == pytest.approx(4e-8)          # the equivalence check
+    assert "within 4.0e-08 (relative) over the first 10 steps" in verdicts.distributed_claim(table)[0]
     assert np.isnan(mx["1 process (ms)"]) and np.isnan(mx["gradient exchange (ms)"])
     assert compare.data_parallel_table(compare.load_data_parallel(build_dir / "nothing", committed)).empty
 
@@ -297,11 +306,11 @@ def test_every_framework_gives_the_same_values_and_gradients(tmp_path):
         threads.pin(2)
         compat.theano_flags({str(ROOT / "_build" / "theano")!r})
         from rosetta.core import control_flow as cf
-        from rosetta.frameworks import tensorflow as fw_tensorflow
+        from rosetta.frameworks import control_flow as loops, tensorflow as fw_tensorflow
         fw_tensorflow.setup(2)
         out = []
         for name in cf.FRAMEWORKS:
-            loop = cf.build(name)
+            loop = loops.build(name)
             for T in (5, 23):
                 xs, w, h0 = cf.problem(1, T)
                 limit = cf.early_exit_limit(xs, w, h0)
@@ -330,10 +339,10 @@ def test_every_framework_gives_the_same_values_and_gradients(tmp_path):
 
 def test_theano_loop_needs_its_flags(monkeypatch):
     monkeypatch.delenv("THEANO_FLAGS", raising=False)
-    with pytest.raises(RuntimeError, match="theano_flags"):
-        cf.build("theano")
+    with pytest.raises(RuntimeError, match="THEANO_FLAGS is not set"):
+        loops.build("theano")
     with pytest.raises(ValueError, match="framework must be one of"):
-        cf.build("caffe")
+        loops.build("caffe")
 
 
 # ------------------------------------------------------- the chapter itself
@@ -349,7 +358,11 @@ def test_chapter_reports_missing_frameworks_instead_of_failing(book):
     import nbformat
     nb = nbformat.read(res.notebook, 4)
     text = json.dumps(nb.dict())
-    assert "**Missing:** MXNet and Theano have no records in this build" in text
+    expected = compare.expected(build.toc_files(ROOT))
+    gone = compare.words(compare.NAMES[f] for f in expected if f not in ("pytorch", "tensorflow"))
+    assert f"**Missing:** {gone} have no records in this build" in text
+    assert "Traceback" not in text and "KeyError" not in text
+    assert "No GPU record is kept" in text
     downloads = build_dir / "downloads" / "comparison"
     speed = (downloads / "speed.csv").read_text()
     assert "PyTorch" in speed and "TensorFlow" in speed and "MXNet" not in speed
@@ -358,7 +371,9 @@ def test_chapter_reports_missing_frameworks_instead_of_failing(book):
         assert (downloads / name).stat().st_size > 0, name
     import pandas as pd
     tta = pd.read_csv(downloads / "time_to_accuracy.csv").set_index("framework")
-    assert bool(tta.loc["PyTorch", "reached"]) and not bool(tta.loc["TensorFlow", "reached"])
+    # like with like: PyTorch's LeNet trained 3 epochs, TensorFlow's 2; the longer training is compared
+    assert bool(tta.loc["PyTorch", "reached"]) and "TensorFlow" not in tta.index
+    assert "1 main run trained otherwise" in text
 
 
 def test_quick_book_comparison_page(quick_book):
@@ -382,7 +397,65 @@ def test_quick_book_comparison_page(quick_book):
     row = claims[claims["claim (2016)"].str.startswith("Multi-GPU and distributed")].iloc[0]
     assert row["checked today"].startswith("Measured in the Scaling out chapter") and "outdated" in row["verdict"]
     df = compare.load(quick_book.build_dir)
-    best = compare.fastest(compare.speed_table(df), "LeNet")
-    if best["frameworks"]:
-        assert f"order from fastest to slowest is {compare.words(best['ranking'])}" in \
-            " ".join(re.sub(r"<[^>]+>", "", page).split())
+    main, _ = verdicts.comparable_runs(df)
+    sentence = verdicts.speed_sentence(compare.speed_table(main), "lenet", "cpu")
+    assert sentence in " ".join(re.sub(r"<[^>]+>", "", page).split()).replace("&#39;", "'")
+
+
+# ------------------------------------------- what the framework chapters record for it
+
+LOOP_COST = {"pytorch": [], "tensorflow": ["trace"], "mxnet": ["hybridize"], "theano": ["compile_cold"]}
+
+
+@pytest.mark.parametrize("chapter", sorted(LOOP_COST))
+def test_each_framework_chapter_records_its_loop(quick_book, chapter):
+    """The chapter's own control-flow section ran its loop, checked it against NumPy and kept it."""
+    rec = quick_book.records(chapter, models=("recurrence",))[("recurrence", "loop")]
+    assert rec["framework"] == chapter and rec["device"] == "cpu" and rec["parity"]["gates"]
+    assert rec["extra"]["lengths"] == list(cf.LENGTHS[True]) and rec["parity"]["passed"]
+    checks = rec["extra"]["checks"]
+    plain = [c for c in checks if c["construct"] == "plain loop"]
+    assert len(plain) == len(cf.LENGTHS[True]) and all(c["agrees"] for c in plain)
+    assert [c["kind"] for c in rec["one_off"]] == LOOP_COST[chapter]
+    steps = sum(cf.LENGTHS[True])
+    if chapter == "pytorch":
+        assert rec["extra"]["body_calls"] == steps                 # Python runs the body at every step
+    else:
+        assert rec["extra"]["body_calls"] < steps                  # only while the graph was built
+    assert [t["T"] for t in rec["extra"]["timings"]] == list(cf.LENGTHS[True])
+    assert rec["timing"]["n"] == cf.REPEATS[True]
+
+
+def test_the_pytorch_chapter_keeps_the_machines_matmul_rate(quick_book):
+    recs = quick_book.records("pytorch", models=("matmul",))
+    assert set(recs) == {("matmul", "numpy"), ("matmul", "torch")}
+    for (_, backend), rec in recs.items():
+        assert rec["losses"] == [] and rec["extra"]["n"] == peak.BUILD[True][0]
+        assert rec["timing"]["n"] == peak.BUILD[True][1] and rec["extra"]["gflops"] > 0.05
+        assert rec["cpu"] == records.cpu_name() and rec["threads"] == rec["params"]["threads"]
+
+
+def test_chapter_shows_cpu_and_gpu_side_by_side(book):
+    """FIXTURE GPU records (CPU fixture records with their device fields changed) beside the CPU ones:
+    the chapter names both devices, and the GPU claims stay untested with PyTorch alone on the GPU."""
+    build_dir, committed = book
+    gpu = "FIXTURE GPU (not a real run)"
+    src = build_dir / "records" / "pytorch"
+    for path in sorted(src.glob("*.json")):
+        rec = records.read(path)
+        rec.update(device="cuda", device_name=gpu)
+        rec["memory"]["device_peak_bytes"] = 64 * 2 ** 20
+        records.write(rec, committed / "fixture_gpu" / "pytorch")
+    folders = [str(p) for p in compare.record_folders(build_dir, committed)]
+    res = build.run_chapter("comparison", {"quick": True, "records_dirs": folders}, build_dir, ROOT)
+    assert res.ok, res.error
+    import nbformat
+    import pandas as pd
+    text = json.dumps(nbformat.read(res.notebook, 4).dict())
+    assert f"Records from {gpu} are kept beside this build's CPU runs" in text
+    # PyTorch's fixture LeNet trained 3 epochs, the others' 2: the 2-layer net is where it is comparable
+    assert f"2-layer net on {gpu}: only PyTorch has a comparable run" in text
+    assert f"LeNet on {gpu}: no comparable run" in text and "LeNet on the CPU, from fastest to slowest" in text
+    claims = pd.read_csv(build_dir / "downloads" / "comparison" / "claims_2016.csv").set_index("claim (2016)")
+    assert claims.loc["Single-GPU speed: Theano good, TensorFlow average, MXNet excellent", "verdict"] == \
+        f"untested on {gpu}"

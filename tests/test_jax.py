@@ -143,12 +143,13 @@ from rosetta.frameworks import jax as fw
 fw.setup(1, device="cpu")
 import jax, jax.numpy as jnp
 from rosetta.core import control_flow as cf
+from rosetta.frameworks import control_flow as loops
 dev = fw.resolve_device("auto")
 wait = fw.sync(dev)
 x = jnp.ones(3) * 2
 assert wait() is None and wait(x) is x
 assert jax.config.jax_default_matmul_precision == "highest"
-loop = cf.build("jax")
+loop = loops.build("jax")
 xs, w, h0 = cf.problem(0, 8)
 checks = [cf.check(loop, 0, 8), cf.check(loop, 0, 8, cf.early_exit_limit(xs, w, h0)),
           cf.check(loop, 0, 8, cf.early_exit_limit(xs, w, h0), "python_loop")]

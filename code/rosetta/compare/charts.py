@@ -77,10 +77,14 @@ def bars(table, value, xlabel, title, lo=None, hi=None, log=None, models=("2-lay
          fmt="{:.3g}", ascending=True):
     """Horizontal bars of ``value`` per run, one panel per (device, model); optional [lo, hi] error bars.
 
+    Devices are "cpu" and each GPU by its ``device name`` (where the table has that column).
+
     ``log=None`` picks a log scale when the values of a panel span more than a factor of 30.
     Within a framework, runs are sorted by ``value`` (``ascending``: smallest first).
     """
-    devices = devices or (sorted(set(table["device"])) if len(table) else ["cpu"])
+    if len(table) and "device name" in table:          # each GPU in its own panel, by its name
+        table = table.assign(device=table["device"].where(table["device"] == "cpu", table["device name"]))
+    devices = devices or (sorted(set(table["device"]), key=lambda d: (d != "cpu", d)) if len(table) else ["cpu"])
     heights = [max(2.0, 0.32 * max(1, ((table["model"] == m).sum() if len(table) else 1))) for m in models]
     fig, axes = plt.subplots(len(devices) * len(models), 1, squeeze=False,
                              figsize=(9, 0.9 + sum(heights) * len(devices)),

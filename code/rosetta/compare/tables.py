@@ -13,12 +13,25 @@ import pandas as pd
 from rosetta.core import flops, records, weights
 from rosetta.core.paths import build_dir  # noqa: F401  (the chapter's compare.build_dir())
 
-FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "theano")
-NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "mxnet": "MXNet", "theano": "Theano"}
+# Every framework the comparison reads: the records' framework name -> (its name on the page, the chapter
+# that writes its records). A new framework chapter needs one entry here and nothing else.
+REGISTRY = {
+    "pytorch": ("PyTorch", "pytorch"),
+    "tensorflow": ("TensorFlow", "tensorflow"),
+    "mxnet": ("MXNet", "mxnet"),
+    "theano": ("Theano", "theano"),
+    "pytensor": ("PyTensor", "pytensor"),
+    "jax": ("JAX", "jax"),
+    "keras-tensorflow": ("Keras on TensorFlow", "appendix_keras"),
+    "keras-torch": ("Keras on PyTorch", "appendix_keras"),
+    "keras-jax": ("Keras on JAX", "appendix_keras"),
+}
+FRAMEWORKS = tuple(REGISTRY)
+NAMES = {f: name for f, (name, _) in REGISTRY.items()}
+CHAPTERS = {f: chapter for f, (_, chapter) in REGISTRY.items()}
 MODELS = ("two_layer", "lenet")
 MODEL_NAMES = {"two_layer": "2-layer net", "lenet": "LeNet"}
 NOT_RECORD_CHAPTERS = ("comparison", "status")        # pages whose folders hold no framework records
-ONE_OFF_HINTS = ("compile", "trace", "build", "hybrid", "export")
 TARGET_ACCURACY = 0.99
 MIB = 2 ** 20
 
@@ -59,10 +72,16 @@ def load(build=None, committed=None, folders=None) -> pd.DataFrame:
     df["chapter"] = [Path(s).parent.name for s in df["source"]]
     df["name"] = df["framework"].map(NAMES)
     df["label"] = df["name"] + " " + df["variant"] + np.where(
-        df["chapter"].isin(FRAMEWORKS) | (df["origin"] == "committed"), "", " [" + df["chapter"] + "]")
+        (df["chapter"] == df["framework"].map(CHAPTERS)) | (df["origin"] == "committed"), "", " [" + df["chapter"] + "]")
     order = {f: i for i, f in enumerate(FRAMEWORKS)}
     df["_order"] = df["framework"].map(order)
     return df.sort_values(["_order", "model", "variant", "device"]).drop(columns="_order").reset_index(drop=True)
+
+
+def expected(pages) -> list:
+    """The frameworks whose chapter is one of ``pages`` (the book's table of contents)."""
+    names = {Path(p).name for p in pages}
+    return [f for f in FRAMEWORKS if CHAPTERS[f] in names]
 
 
 def missing(df, expected=FRAMEWORKS) -> list:
@@ -77,10 +96,13 @@ def missing_cells(df) -> list:
     return [(f, m) for f in FRAMEWORKS if f not in missing(df) for m in MODELS if (f, m) not in have]
 
 
-def coverage(df) -> pd.DataFrame:
-    """Per framework: version, devices, number of variants per model, quick or full runs, where from."""
+def coverage(df, expected=None) -> pd.DataFrame:
+    """Per framework: version, devices, number of variants per model, quick or full runs, where from.
+
+    One row for every framework of ``expected`` (default: every framework with records)."""
     rows = []
-    for fw in FRAMEWORKS:
+    have = set(df["framework"]) if len(df) else set()
+    for fw in expected if expected is not None else [f for f in FRAMEWORKS if f in have]:
         part = df[df["framework"] == fw] if len(df) else df
         row = {"framework": NAMES[fw]}
         if part.empty:
@@ -173,39 +195,106 @@ def _batch(df) -> pd.Series:
 
 def speed_table(df) -> pd.DataFrame:
     """Median step time with its quartiles, and examples per second, per run."""
-    cols = ["framework", "model", "variant", "device", "label", "median (ms)", "q1 (ms)", "q3 (ms)",
+    cols = ["framework", "model", "variant", "device", "device name", "label", "median (ms)", "q1 (ms)", "q3 (ms)",
             "timed steps", "examples per step", "examples/s"]
     if df.empty:
         return pd.DataFrame(columns=cols)
     batch = _batch(df)
     out = pd.DataFrame({
         "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
-        "device": df["device"], "label": df["label"], "median (ms)": 1e3 * df["timing.median_s"],
+        "device": df["device"], "device name": df["device_name"], "label": df["label"],
+        "median (ms)": 1e3 * df["timing.median_s"],
         "q1 (ms)": 1e3 * df["timing.q1_s"], "q3 (ms)": 1e3 * df["timing.q3_s"],
         "timed steps": df["timing.n"].astype(int), "examples per step": batch.astype(int),
         "examples/s": batch / df["timing.median_s"]})
     return out[cols].reset_index(drop=True)
 
 
-def fastest(speed, model="LeNet", device="cpu") -> dict:
-    """The fastest and slowest framework (each by its fastest variant) for one model and device."""
-    part = speed[(speed["model"] == model) & (speed["device"] == device)]
+def level(a, b) -> bool:
+    """Whether two runs' step times are level: their interquartile ranges overlap (no difference measured)."""
+    return bool(a["q1 (ms)"] <= b["q3 (ms)"] and b["q1 (ms)"] <= a["q3 (ms)"])
+
+
+def fastest(speed, model, device) -> dict:
+    """The fastest and slowest framework (each by its fastest variant) for one model on one device.
+
+    ``device`` is "cpu" or a GPU's name (``device name``). ``tiers`` groups the ranking into
+    frameworks level within their spread (overlapping interquartile ranges); ``differs`` says
+    whether the fastest and the slowest are apart by more than their spread.
+    """
+    part = on_device(speed, device)
+    part = part[part["model"] == model].dropna(subset=["median (ms)"])
     if part.empty:
         return {"frameworks": 0, "fastest": "", "fastest_variant": "", "fastest_ms": float("nan"), "slowest": "",
-                "slowest_variant": "", "slowest_ms": float("nan"), "ratio": float("nan")}
+                "slowest_variant": "", "slowest_ms": float("nan"), "ratio": float("nan"), "ranking": [],
+                "tiers": [], "differs": False}
     best = part.loc[part.groupby("framework")["median (ms)"].idxmin()].sort_values("median (ms)")
     first, last = best.iloc[0], best.iloc[-1]
+    tiers = []
+    for _, row in best.iterrows():
+        if tiers and level(tiers[-1][-1], row):
+            tiers[-1].append(row)
+        else:
+            tiers.append([row])
     return {"frameworks": int(len(best)), "fastest": first["framework"], "fastest_variant": first["variant"],
             "fastest_ms": float(first["median (ms)"]), "slowest": last["framework"],
             "slowest_variant": last["variant"], "slowest_ms": float(last["median (ms)"]),
-            "ratio": float(last["median (ms)"] / first["median (ms)"]), "ranking": list(best["framework"])}
+            "ratio": float(last["median (ms)"] / first["median (ms)"]), "ranking": list(best["framework"]),
+            "tiers": [[r["framework"] for r in t] for t in tiers], "differs": not level(first, last)}
 
 
-def peak_table(df, peak_gflops: float, cpu: str, threads: int) -> pd.DataFrame:
-    """Training FLOP rate of every CPU run and its fraction of the measured matrix-multiply peak.
+def on_device(table, device) -> pd.DataFrame:
+    """The rows of ``table`` measured on ``device``: "cpu", or a GPU by its name (``device name``)."""
+    if table.empty:
+        return table
+    if device == "cpu":
+        return table[table["device"] == "cpu"]
+    return table[(table["device"] != "cpu") & (table["device name"] == device)]
+
+
+def devices(table) -> list:
+    """The devices of ``table``: "cpu" if it has CPU rows, then every GPU by name."""
+    if table.empty:
+        return []
+    gpus = sorted(set(table.loc[table["device"] != "cpu", "device name"]))
+    return (["cpu"] if (table["device"] == "cpu").any() else []) + gpus
+
+
+def tier_words(tiers) -> str:
+    """A ranking in words, frameworks level within their spread grouped: 'A, then B and C (level)'."""
+    return ", then ".join(words(t) + (" (level within their spread)" if len(t) > 1 else "") for t in tiers) \
+        if tiers else "none"
+
+
+def load_model(model, build=None, committed=None, folders=None) -> pd.DataFrame:
+    """The records of one model that is not one of the shared two (``recurrence``, ``matmul``,
+    ``lenet_dp``), from the same folders as :func:`load`, with the framework's ``name``."""
+    df = _all_records(build, committed, folders)
+    if df.empty or "model" not in df:
+        return pd.DataFrame(columns=["framework", "variant", "model", "device", "name"])
+    df = df[df["model"] == model].copy()
+    df["name"] = df["framework"].map(lambda f: NAMES.get(f, f))
+    return df.reset_index(drop=True)
+
+
+def peaks(matmul) -> pd.DataFrame:
+    """The yardstick of every machine that measured one: the best float32 matrix-multiply rate per
+    (CPU, threads), from the ``matmul`` records, with the backend that reached it."""
+    cols = ["cpu", "threads", "peak GFLOP/s", "backend", "n", "date"]
+    if matmul.empty:
+        return pd.DataFrame(columns=cols)
+    best = matmul.loc[matmul.groupby(["cpu", "threads"])["extra.gflops"].idxmax()]
+    return pd.DataFrame({"cpu": best["cpu"], "threads": best["threads"].astype(int),
+                         "peak GFLOP/s": best["extra.gflops"].astype(float), "backend": best["extra.backend"],
+                         "n": best["extra.n"].astype(int), "date": best["date"]})[cols].reset_index(drop=True)
+
+
+def peak_table(df, peak) -> pd.DataFrame:
+    """Training FLOP rate of every CPU run and its fraction of its machine's matrix-multiply peak.
 
     FLOPs per step come from :mod:`rosetta.core.flops` (LeNet: per image times the batch size).
-    Only runs on this CPU with this thread count are compared with this peak; others get NaN.
+    ``peak`` is :func:`peaks`; a run is compared with the peak measured on its CPU with its thread
+    count, and gets NaN (``same machine`` False) where none was measured.
     """
     cols = ["framework", "model", "variant", "label", "GFLOP/s", "fraction of peak (%)", "same machine"]
     part = df[df["device"] == "cpu"] if len(df) else df
@@ -214,11 +303,12 @@ def peak_table(df, peak_gflops: float, cpu: str, threads: int) -> pd.DataFrame:
     per_step = np.where(part["model"] == "lenet", flops.training_flops() * part["params.batch_size"].astype(float),
                         float(flops.training_flops(flops.two_layer_layers())))
     rate = per_step / part["timing.median_s"] / 1e9
-    same = (part["cpu"] == cpu) & (part["threads"].astype(int) == int(threads))
+    yardstick = {(r["cpu"], int(r["threads"])): r["peak GFLOP/s"] for _, r in peak.iterrows()}
+    machine = pd.Series([yardstick.get((c, int(t)), np.nan) for c, t in zip(part["cpu"], part["threads"])],
+                        index=part.index, dtype=float)
     out = pd.DataFrame({"framework": part["name"], "model": part["model"].map(MODEL_NAMES),
                         "variant": part["variant"], "label": part["label"], "GFLOP/s": rate,
-                        "fraction of peak (%)": np.where(same, 100 * rate / peak_gflops, np.nan),
-                        "same machine": same.astype(bool)})
+                        "fraction of peak (%)": 100 * rate / machine, "same machine": machine.notna()})
     return out[cols].reset_index(drop=True)
 
 
@@ -232,17 +322,15 @@ DP_ENGINES = {                         # (framework, variant) -> the engine that
     ("mxnet", "dist_sync"): "kvstore dist_sync (ps-lite)",
     ("mxnet", "kvstore_device"): "kvstore device",
 }
+# the scaling chapter's first-steps equivalence check: the deviation over its first ``equivalence_steps``
+FIRST_STEPS, FIRST_STEPS_N = "extra.max_rel_dev_vs_single_first", "extra.equivalence_steps"
 DP_SINGLE = "single_all"               # the one-process run on all the cores, the speed baseline
 
 
 def load_data_parallel(build=None, committed=None, folders=None) -> pd.DataFrame:
     """The data-parallel LeNet records (model ``lenet_dp``) of the same folders as :func:`load`."""
-    df = _all_records(build, committed, folders)
-    if df.empty or "model" not in df:
-        return pd.DataFrame(columns=["framework", "variant", "model", "device", "name"])
-    df = df[df["framework"].isin(FRAMEWORKS) & (df["model"] == DP_MODEL)].copy()
-    df["name"] = df["framework"].map(NAMES)
-    return df.reset_index(drop=True)
+    df = load_model(DP_MODEL, build, committed, folders)
+    return df[df["framework"].isin(FRAMEWORKS)].reset_index(drop=True)
 
 
 def data_parallel_table(dp) -> pd.DataFrame:
@@ -252,9 +340,11 @@ def data_parallel_table(dp) -> pd.DataFrame:
     the single-process run of the same framework that the record names as its baseline; the step
     time is compared with that framework's one-process run on all the cores (``single_all``).
     """
+    has_first = len(dp) and FIRST_STEPS in dp and FIRST_STEPS_N in dp and dp[FIRST_STEPS_N].notna().any()
+    first_col = f"max rel. dev., first {int(dp[FIRST_STEPS_N].max())} steps" if has_first else None
     cols = ["framework", "engine", "variant", "device", "processes", "replicas", "steps",
-            "max rel. dev. from 1 process", "median step (ms)", "1 process (ms)", "step / 1 process",
-            "gradient exchange (ms)"]
+            "max rel. dev. from 1 process", *([first_col] if first_col else []), "median step (ms)",
+            "1 process (ms)", "step / 1 process", "gradient exchange (ms)"]
     if dp.empty:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -269,6 +359,7 @@ def data_parallel_table(dp) -> pd.DataFrame:
         rows.append({"framework": r["name"], "engine": engine, "variant": r["variant"], "device": r["device"],
                      "processes": int(r["extra.processes"]), "replicas": int(r["extra.replicas"]),
                      "steps": len(r["losses"]), "max rel. dev. from 1 process": float(r["extra.max_rel_dev_vs_single"]),
+                     **({first_col: float(r[FIRST_STEPS])} if first_col else {}),
                      "median step (ms)": 1e3 * float(r["timing.median_s"]), "1 process (ms)": single_ms,
                      "step / 1 process": 1e3 * float(r["timing.median_s"]) / single_ms,
                      "gradient exchange (ms)": 1e3 * grad["median_s"] if grad else np.nan})
@@ -280,33 +371,53 @@ def data_parallel_table(dp) -> pd.DataFrame:
 
 # ------------------------------------------------------------ one-off costs
 
-def one_off_columns(df) -> list:
-    """The ``extra.*`` seconds that chapters record for one-off work (compile, trace, graph build...)."""
-    return [c for c in df.columns if c.startswith("extra.") and c.endswith("_s")
-            and any(h in c for h in ONE_OFF_HINTS) and pd.api.types.is_numeric_dtype(df[c])]
+def one_off_cost(entries) -> tuple:
+    """The one-off cost a new user pays for a run, from its typed ``one_off`` list: (seconds, what).
+
+    Every entry counts (trace, hybridize, export, compile) except a warm compile when the same
+    record also holds a cold one: a cold compile (an empty compile cache) is what the first run
+    on a machine pays, and the warm one is the same work repeated, not added.
+    """
+    entries = list(entries) if isinstance(entries, (list, tuple)) else []
+    if any(e["kind"] == "compile_cold" for e in entries):
+        entries = [e for e in entries if e["kind"] != "compile_warm"]
+    if not entries:
+        return float("nan"), ""
+    return float(sum(e["seconds"] for e in entries)), ", ".join(f"{e['name']} ({e['kind']})" for e in entries)
+
+
+def one_off_table(df) -> pd.DataFrame:
+    """Every typed one-off cost of every record, one row each."""
+    cols = ["framework", "model", "variant", "device", "name", "kind", "seconds"]
+    rows = [{"framework": r["framework"], "model": r["model"], "variant": r["variant"], "device": r["device"], **e}
+            for _, r in df.iterrows() for e in (r.get("one_off") if isinstance(r.get("one_off"), list) else [])] \
+        if len(df) and "one_off" in df else []
+    return pd.DataFrame(rows, columns=cols)
 
 
 def warmup_table(df) -> pd.DataFrame:
-    """First step, the warm-up's cost above steady state, and any one-off cost a chapter recorded.
+    """First step, the warm-up's cost above steady state, and the run's one-off cost (:func:`one_off_cost`).
 
     The warm-up excess is the time of the warm-up steps minus as many median steps: what the
     first steps paid beyond a normal step (allocation, kernel choice, tracing, compiling).
+    ``one-off + first steps (s)`` is what the run paid before its steps ran at full speed.
     """
-    cols = ["framework", "model", "variant", "device", "label", "first step (ms)", "median step (ms)",
-            "warm-up excess (ms)", "first / median", "one-off (s)", "one-off is"]
+    cols = ["framework", "model", "variant", "device", "device name", "label", "first step (ms)",
+            "median step (ms)", "warm-up excess (ms)", "first / median", "one-off (s)", "one-off is",
+            "one-off + first steps (s)"]
     if df.empty:
         return pd.DataFrame(columns=cols)
     median = df["timing.median_s"]
     excess = df["timing.warmup_s"] - df["timing.warmup_steps"] * median
-    extra_cols = one_off_columns(df)
-    one_off = df[extra_cols].sum(axis=1, min_count=1) if extra_cols else pd.Series(np.nan, index=df.index)
-    what = df[extra_cols].apply(lambda r: ", ".join(c[len("extra."):] for c in extra_cols if pd.notna(r[c])), axis=1) \
-        if extra_cols else pd.Series("", index=df.index)
+    costs = [one_off_cost(v) for v in (df["one_off"] if "one_off" in df else [[]] * len(df))]
+    one_off = pd.Series([c[0] for c in costs], index=df.index, dtype=float)
     out = pd.DataFrame({
         "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
-        "device": df["device"], "label": df["label"], "first step (ms)": 1e3 * df["timing.first_step_s"],
+        "device": df["device"], "device name": df["device_name"], "label": df["label"],
+        "first step (ms)": 1e3 * df["timing.first_step_s"],
         "median step (ms)": 1e3 * median, "warm-up excess (ms)": 1e3 * excess.clip(lower=0),
-        "first / median": df["timing.first_step_s"] / median, "one-off (s)": one_off, "one-off is": what})
+        "first / median": df["timing.first_step_s"] / median, "one-off (s)": one_off,
+        "one-off is": [c[1] for c in costs], "one-off + first steps (s)": one_off + df["timing.warmup_s"]})
     return out[cols].reset_index(drop=True)
 
 
@@ -338,25 +449,32 @@ def time_to_accuracy(df, target: float = TARGET_ACCURACY) -> pd.DataFrame:
 
 def memory_table(df) -> pd.DataFrame:
     """Peak memory of every run: the process's resident-set increase and peak, and GPU peak where measured."""
-    cols = ["framework", "model", "variant", "device", "label", "RSS increase (MiB)", "peak RSS (MiB)",
-            "device peak (MiB)"]
+    cols = ["framework", "model", "variant", "device", "device name", "label", "RSS increase (MiB)",
+            "peak RSS (MiB)", "device peak (MiB)"]
     if df.empty:
         return pd.DataFrame(columns=cols)
     mib = lambda s: pd.to_numeric(s, errors="coerce") / MIB
     out = pd.DataFrame({
         "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
-        "device": df["device"], "label": df["label"], "RSS increase (MiB)": mib(df["memory.rss_increase_bytes"]),
+        "device": df["device"], "device name": df["device_name"], "label": df["label"],
+        "RSS increase (MiB)": mib(df["memory.rss_increase_bytes"]),
         "peak RSS (MiB)": mib(df["memory.peak_rss_bytes"]), "device peak (MiB)": mib(df["memory.device_peak_bytes"])})
     return out[cols].reset_index(drop=True)
 
 
-def ranking(table, value: str, model="LeNet", device="cpu", smallest=True) -> list:
-    """Framework names ordered by their best (smallest or largest) ``value`` for one model and device."""
-    part = table[(table["model"] == model) & (table["device"] == device)].dropna(subset=[value])
+def ranking(table, value: str, model, device, smallest=True) -> list:
+    """Framework names ordered by their best (smallest or largest) ``value`` for one model on one device."""
+    part = on_device(table, device)
+    part = part[part["model"] == model].dropna(subset=[value])
     if part.empty:
         return []
     best = part.groupby("framework")[value].agg("min" if smallest else "max")
     return list(best.sort_values(ascending=smallest).index)
+
+
+def memory_value(device) -> str:
+    """The memory column a device is ranked by: the resident set on the CPU, the allocator's peak on a GPU."""
+    return "RSS increase (MiB)" if device == "cpu" else "device peak (MiB)"
 
 
 def words(names) -> str:
@@ -390,3 +508,19 @@ def package_facts(dist: str) -> dict:
             "requires-python": meta.get("Requires-Python") or "not stated",
             "python classifiers": ", ".join(pythons) or "none", "wheel tag": ", ".join(tags),
             "languages (classifiers)": ", ".join(langs), "operating systems (classifiers)": ", ".join(systems)}
+
+
+def cuda_build(dist: str) -> str:
+    """Whether an installed package is a CUDA build, from its metadata alone (nothing is imported):
+    a ``+cuXXX`` local version, a ``-cuXXX`` distribution name or an unconditional requirement on
+    NVIDIA's wheels (an optional extra, such as TensorFlow's ``and-cuda``, is not installed by default)."""
+    from importlib import metadata
+    try:
+        version, requires = metadata.version(dist), metadata.requires(dist) or []
+    except metadata.PackageNotFoundError:
+        return "not installed"
+    import re
+    if "+cu" in version or re.search(r"-cu\d+", dist) or any(
+            r.lower().startswith("nvidia-") and "extra ==" not in r for r in requires):
+        return "CUDA build"
+    return "CPU only"

@@ -20,6 +20,7 @@ import numpy as np
 
 SIZE = 1024
 REPEATS = 7
+BUILD = {True: (2048, 5), False: (3072, 9)}      # (size, repeats) of the build's yardstick, by quick mode
 
 
 def _openblas():
@@ -116,3 +117,31 @@ def machine_peak(threads: int, n: int = SIZE, repeats: int = REPEATS, backends=(
         raise RuntimeError(f"none of the backends {backends} could be measured")
     best = max(rates, key=lambda r: r["gflops"])
     return {"peak_gflops": best["gflops"], "peak_backend": best["backend"], "rates": rates}
+
+
+def save(machine: dict, recorder) -> list:
+    """Keep :func:`machine_peak`'s rates as records (model ``matmul``, one per backend) of ``recorder``'s chapter.
+
+    The framework is the backend's library (``numpy`` or ``pytorch``); the timing holds the
+    timed products; there are no losses. The comparison chapter takes its yardstick from them.
+    """
+    from rosetta.core import records, timing
+    saved = []
+    for rate in machine["rates"]:
+        samples = rate["samples_s"]
+        framework, version = ("numpy", np.__version__) if rate["backend"] == "numpy" else \
+            ("pytorch", __import__("torch").__version__)
+        probe_summary = {
+            "timing": {"first_step_s": samples[0], "warmup_steps": 0, "warmup_s": 0.0, **timing.stats(samples),
+                       "wall_s": float(sum(samples)), "samples_s": samples},
+            "memory": {"peak_rss_bytes": None, "baseline_rss_bytes": None, "rss_increase_bytes": None,
+                       "peak_isolated": False, "device_peak_bytes": None}}
+        rec = records.make(**{**recorder.common, "framework": framework, "framework_version": version,
+                              "device": "cpu", "device_name": records.cpu_name()},
+                           variant=rate["backend"], model="matmul", losses=[], reference=[], tolerance=0.0,
+                           probe_summary=probe_summary, gates=False,
+                           extra={k: rate[k] for k in ("backend", "n", "threads_used", "gflops")})
+        records.write(rec, recorder.folder)
+        recorder.saved.append(rec)
+        saved.append(rec)
+    return saved
