@@ -68,7 +68,7 @@ class Outcome:
 
 def chapter(recs, executed: bool = True, error: str = "") -> Outcome:
     """The outcome of a chapter from its records and whether it executed to the end."""
-    recs = list(recs)
+    recs = sorted(recs, key=run_name)
     by = {r: [rec for rec in recs if run_result(rec) == r] for r in RESULTS}
     if not executed or by[FAILED]:
         result = FAILED
@@ -99,7 +99,7 @@ def summary(recs) -> str:
 
 def float32_lenet(recs, framework: str) -> str:
     """What a build's records say of the float32 LeNet runs (the non-gating ones): ``framework``'s, then the others'."""
-    runs = [r for r in recs if r["model"] == "lenet" and not r["parity"]["gates"]]
+    runs = sorted((r for r in recs if r["model"] == "lenet" and not r["parity"]["gates"]), key=run_name)
     own = [r for r in runs if r["framework"] == framework]
     others = [r for r in runs if r["framework"] != framework]
     if not own:
