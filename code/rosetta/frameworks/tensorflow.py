@@ -138,3 +138,14 @@ def device_memory(device: Device):
     name = device.name.lstrip("/")
     return (lambda: tf.config.experimental.reset_memory_stats(name),
             lambda: tf.config.experimental.get_memory_info(name)["peak"])
+
+
+def onednn() -> bool:
+    """Whether this process hands CPU convolutions and pooling to oneDNN.
+
+    TensorFlow enables oneDNN by default on x86 Linux only on CPUs with neural-network
+    instructions (AVX-512 VNNI, AVX-512 BF16, AMX: TensorFlow 2.9 release notes), or when
+    ``TF_ENABLE_ONEDNN_OPTS=1``; without it, some CPU kernels know channels-last only.
+    """
+    from tensorflow.python.util import _pywrap_util_port
+    return bool(_pywrap_util_port.IsMklEnabled())
