@@ -26,6 +26,8 @@ import time
 
 import yaml
 
+from rosetta.core import files, paths
+
 KERNEL = "rosetta"
 MATHJAX = Path("node_modules") / "mathjax" / "es5"
 
@@ -101,15 +103,6 @@ def check_kernel(kernel: str) -> None:
         raise BuildError(f"Jupyter kernel {kernel!r} is not installed; run `make env` (it registers it)") from None
 
 
-def _replace_dir(new: Path, final: Path) -> None:
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    new.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _error_text(err: Exception) -> str:
     name = getattr(err, "ename", type(err).__name__)
     value = getattr(err, "evalue", str(err))
@@ -154,7 +147,7 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
             else:
                 os.environ[k] = v
     seconds = time.perf_counter() - start
-    _replace_dir(staging, final)
+    files.replace_dir(staging, final)
     out = executed / f"{name}.ipynb"
     nb_tmp.replace(out)
     (executed / f"{name}.failed.ipynb").unlink(missing_ok=True)
@@ -170,10 +163,7 @@ def update_report(build_dir: Path, res: ChapterResult, kernel: str, parameters: 
         "parameters": parameters, "records": len(res.records),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = path.with_name(".run_report.json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return files.write_text(path, json.dumps(report, indent=1, sort_keys=True))
 
 
 def read_report(build_dir: Path) -> dict:
@@ -287,12 +277,12 @@ def main(argv=None) -> int:
                     help="papermill parameter for the executed chapters, e.g. -p epochs 1")
     ap.add_argument("--html", dest="html", action="store_true", default=None, help="build the HTML after --only")
     ap.add_argument("--no-html", dest="html", action="store_false", help="execute only, no HTML")
-    ap.add_argument("--build-dir", type=Path, default=None, help="default: <root>/_build")
+    ap.add_argument("--build-dir", type=Path, default=None, help="default: ROSETTA_BUILD, else <root>/_build")
     ap.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     args = ap.parse_args(argv)
     from rosetta import repo_root
     root = repo_root()
-    build_dir = (args.build_dir or root / "_build").resolve()
+    build_dir = (args.build_dir or paths.build_dir()).resolve()
     if build_dir.name != "_build":
         print("rosetta-build: --build-dir must be a folder named _build (Jupyter Book writes <parent>/_build/html)",
               file=sys.stderr)

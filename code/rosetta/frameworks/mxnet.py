@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from rosetta.frameworks import compat
+from rosetta.frameworks import compat, waiting_on
 from rosetta.core.params import ParameterError
 
 compat.numpy_aliases()
@@ -113,13 +113,13 @@ def gpu_count() -> int:
         return 0
 
 
-def resolve_device(requested: str) -> mx.Context:
+def resolve_device(device: str) -> mx.Context:
     """'auto' takes the first GPU where MXNet sees one; 'cuda' without one is an error."""
-    if requested == "cpu":
+    if device == "cpu":
         return mx.cpu()
     if gpu_count():
         return mx.gpu(0)
-    if requested == "cuda":
+    if device == "cuda":
         cuda = "with" if mx.runtime.Features().is_enabled("CUDA") else "without"
         raise ParameterError(f"parameter 'device' is 'cuda' but MXNet {mx.__version__} (built {cuda} CUDA) "
                              f"sees no GPU here (mxnet.context.num_gpus() is 0); use device='auto' or 'cpu', "
@@ -127,40 +127,41 @@ def resolve_device(requested: str) -> mx.Context:
     return mx.cpu()
 
 
-def device_kind(ctx: mx.Context) -> str:
+def device_type(device: mx.Context) -> str:
     """The book's device names: 'cuda' or 'cpu'."""
-    return "cuda" if ctx.device_type == "gpu" else "cpu"
+    return "cuda" if device.device_type == "gpu" else "cpu"
 
 
-def device_name(ctx: mx.Context) -> str:
-    if ctx.device_type == "gpu":
+def device_name(device: mx.Context) -> str:
+    if device.device_type == "gpu":
         smi = shutil.which("nvidia-smi")
         if smi:
-            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", "-i", str(ctx.device_id)],
+            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", "-i", str(device.device_id)],
                                  capture_output=True, text=True)
             if out.returncode == 0 and out.stdout.strip():
                 return out.stdout.strip()
-        return f"CUDA GPU {ctx.device_id}"
+        return f"CUDA GPU {device.device_id}"
     from rosetta.core.records import cpu_name
     return cpu_name()
 
 
-def sync(ctx: mx.Context):
-    """A function that waits until MXNet's engine has finished all queued work (on every device)."""
-    return mx.nd.waitall
+def sync(device: mx.Context):
+    """A function ``wait(value=None)`` that waits until MXNet's engine has finished all queued work
+    (on every device); returns ``value``."""
+    return waiting_on(mx.nd.waitall)
 
 
-def device_memory(ctx: mx.Context):
+def device_memory(device: mx.Context):
     """(reset, read) of GPU memory in use on a GPU; None on the CPU.
 
     MXNet has no peak counter; its pooled GPU allocator keeps what it once allocated, so the memory
     in use at the end of a run is close to the run's peak.
     """
-    if ctx.device_type != "gpu":
+    if device.device_type != "gpu":
         return None
 
     def used():
-        free, total = mx.context.gpu_memory_info(ctx.device_id)
+        free, total = mx.context.gpu_memory_info(device.device_id)
         return total - free
     return (lambda: None, used)
 
