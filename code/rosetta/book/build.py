@@ -116,6 +116,7 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
     """Execute one chapter; its records replace the previous ones only if it succeeds."""
     import jupytext
     import papermill
+    from traitlets.config import Config
 
     src = root / "chapters" / f"{name}.md"
     notebooks, executed = build_dir / "notebooks", build_dir / "executed"
@@ -131,9 +132,11 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
     os.environ.update(ROSETTA_RECORDS=str(staging), ROSETTA_ROOT=str(root), ROSETTA_BUILD=str(build_dir))
     start = time.perf_counter()
     try:
+        # The kernel listens on Unix sockets (IPC), not on TCP ports of localhost.
         papermill.execute_notebook(str(nb_in), str(nb_tmp), parameters=parameters, kernel_name=kernel,
                                    cwd=str(root / "chapters"), progress_bar=False, log_output=False,
-                                   execution_timeout=timeout)
+                                   execution_timeout=timeout,
+                                   config=Config(KernelManager={"transport": "ipc"}))
     except Exception as err:  # papermill raises for any failing cell; the others go on
         shutil.rmtree(staging, ignore_errors=True)
         failed = executed / f"{name}.failed.ipynb"
