@@ -2,8 +2,8 @@
 
 The record tests read what the chapter wrote when the session's quick build ran it
 (``quick_book``) and check it against a reference recomputed here, not against the
-reference the record carries. The direct tests run the classic TensorFlow 1 program
-(graph + session) and the eager program in this process.
+reference the record carries. The direct tests run the chapter's own TensorFlow 1 program
+(graph + session) and eager program, read from its source, in this process.
 """
 import json
 import os
@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+import chapter_code
 from conftest import check_float64_record, check_lenet_record
 
 from rosetta.core import params, records, reference, training, weights
@@ -55,7 +56,8 @@ def test_every_variant_has_a_record(tf_records):
 
 def test_chapter_says_why_channels_first_has_no_record(quick_book, tf_records):
     nb = json.loads(quick_book.chapter(CHAPTER).notebook.read_text())
-    out = "".join(o.get("text", "") for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
+    out = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                  for o in c.get("outputs", []))      # a stream's text is a string or a list of lines
     assert ("channels_first: not trained on" in out) != channels_first_trains(tf_records)
 
 
@@ -157,50 +159,46 @@ def test_device_resolution(tf):
             fw_tensorflow.resolve_device("cuda")
 
 
-def graph_session_losses(tf, x_np, y_np, w1_np, w2_np, lr, steps):
-    """The classic TensorFlow 1 program: placeholders, tf.gradients, a session fed every step."""
+def chapter_programs(tf, lr):
+    """The chapter's own 2-layer programs (its ``build_graph``, ``step_graph_session`` and
+    ``tape_step``), defined here in a namespace that holds what the chapter gives them."""
     from rosetta.frameworks import tensorflow as fw_tensorflow
-    graph = tf.Graph()
-    with graph.as_default():
-        assert not tf.executing_eagerly()
-        x, y, w1, w2 = (tf.compat.v1.placeholder(tf.float32, a.shape) for a in (x_np, y_np, w1_np, w2_np))
-        loss = tf.reduce_sum((tf.matmul(tf.maximum(tf.matmul(x, w1), 0.0), w2) - y) ** 2)
-        g1, g2 = tf.gradients(loss, [w1, w2])
-        fetches = [loss, w1 - lr * g1, w2 - lr * g2]
-    assert tf.executing_eagerly()
-    feed = {x: x_np, y: y_np, w1: w1_np, w2: w2_np}
-    losses = []
+    x_np, y_np, w1_np, w2_np = weights.two_layer(0)
+    ns = {"tf": tf, "np": np, "x_np": x_np, "y_np": y_np, "w1_np": w1_np, "w2_np": w2_np, "lr": lr,
+          "x": tf.constant(x_np), "y": tf.constant(y_np), "fw_tensorflow": fw_tensorflow}
+    exec(chapter_code.definitions(CHAPTER, "build_graph", "step_graph_session", "tape_step"), ns)
+    return ns
+
+
+def graph_session_losses(tf, lr, steps):
+    """The chapter's TensorFlow 1 program: its graph, run by a session fed every step."""
+    from rosetta.frameworks import tensorflow as fw_tensorflow
+    ns = chapter_programs(tf, lr)
+    graph, (x_in, y_in, w1_in, w2_in), fetches, eager_inside = ns["build_graph"]()
+    assert not eager_inside and tf.executing_eagerly(), "the graph block must switch eager execution off, and only there"
+    ns.update(fetches=fetches, w1_in=w1_in, w2_in=w2_in,
+              feed={x_in: ns["x_np"], y_in: ns["y_np"], w1_in: ns["w1_np"], w2_in: ns["w2_np"]})
     with tf.compat.v1.Session(graph=graph, config=fw_tensorflow.session_config(1)) as session:
-        for _ in range(steps):
-            value, feed[w1], feed[w2] = session.run(fetches, feed_dict=feed)
-            losses.append(float(value))
-    return losses
+        ns["session"] = session
+        return [float(ns["step_graph_session"]()) for _ in range(steps)]
 
 
-def eager_losses(tf, x_np, y_np, w1_np, w2_np, lr, steps):
-    x, y = tf.constant(x_np), tf.constant(y_np)
-    w1, w2 = tf.Variable(w1_np), tf.Variable(w2_np)
-    losses = []
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum((tf.nn.relu(x @ w1) @ w2 - y) ** 2)
-        g1, g2 = tape.gradient(loss, [w1, w2])
-        w1.assign_sub(lr * g1)
-        w2.assign_sub(lr * g2)
-        losses.append(float(loss))
-    return losses
+def eager_losses(tf, lr, steps):
+    """The chapter's eager program: its ``tape_step`` on two variables."""
+    ns = chapter_programs(tf, lr)
+    w1, w2 = tf.Variable(ns["w1_np"]), tf.Variable(ns["w2_np"])
+    return [float(ns["tape_step"](w1, w2)) for _ in range(steps)]
 
 
 @pytest.mark.parametrize("program", [graph_session_losses, eager_losses], ids=["graph_session", "eager"])
-def test_classic_programs_give_the_reference_losses(tf, program):
-    problem = weights.two_layer(0)
+def test_chapter_programs_give_the_reference_losses(tf, program):
     lr, steps = params.TWO_LAYER_LR, params.TWO_LAYER_STEPS
-    ref = reference.two_layer_losses(*problem, lr, steps)
-    losses = program(tf, *problem, lr, steps)
+    ref = reference.two_layer_losses(*weights.two_layer(0), lr, steps)
+    losses = program(tf, lr, steps)
     assert reference.check(losses, ref, params.TWO_LAYER_TOL) <= params.TWO_LAYER_TOL
     # and the check is sharp: a learning rate 1% off leaves the tolerance
     with pytest.raises(reference.ParityError):
-        reference.check(program(tf, *problem, 1.01 * lr, steps), ref, params.TWO_LAYER_TOL)
+        reference.check(program(tf, 1.01 * lr, steps), ref, params.TWO_LAYER_TOL)
 
 
 def test_float64_run_differs_only_by_float32_hyperparameters(tf_records, lenet_reference):

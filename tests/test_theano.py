@@ -1,8 +1,9 @@
 """The Theano and PyTensor chapters: records from the quick build, parity, scan, set-up.
 
 The quick build comes from the session fixture ``quick_book`` (conftest.py); select these
-chapters with ``ROSETTA_TEST_CHAPTERS=theano,pytensor``. The scan test runs Theano in a
-subprocess, because Theano reads its flags once per process, at import.
+chapters with ``ROSETTA_TEST_CHAPTERS=theano,pytensor``. The scan test runs the chapter's own
+scan cell (read from its source) in a subprocess, because Theano reads its flags once per
+process, at import.
 """
 import json
 import os
@@ -17,6 +18,7 @@ import pytest
 from rosetta.core import params, reference, training, weights
 from rosetta.core.params import ParameterError
 
+import chapter_code
 from conftest import check_float64_record
 
 THEANO_VARIANTS = {("two_layer", "symbolic"), ("two_layer", "shared"),
@@ -140,33 +142,28 @@ def test_compile_dir_is_inside_the_build_folder(tmp_path, monkeypatch):
     assert fw_theano.compile_dir() == tmp_path / "_build" / "theano" / "compiledir"
 
 
-SCAN_PROGRAM = textwrap.dedent("""
+SCAN_CHECK = textwrap.dedent("""
     import json
+    import types
     from rosetta.frameworks import theano as fw_theano
     fw_theano.setup(1)
     import numpy as np
     import theano
     import theano.tensor as T
+    from rosetta.core import timing
 
-    rng = np.random.default_rng(1)
-    w = theano.shared((0.3 * rng.standard_normal((8, 8))).astype("float32"))
-    h0 = T.unbroadcast(T.zeros((1, 8)), 0)
-    xs = T.tensor3("xs")
-    hs, _ = theano.scan(lambda x_t, h, w: T.tanh(T.dot(h, w) + x_t), sequences=xs, outputs_info=h0,
-                        non_sequences=w)
-    scan_fn = theano.function([xs], [hs[-1].sum(), T.grad(hs[-1].sum(), w)])
-    h = h0
-    for t in range(6):
-        h = T.tanh(T.dot(h, w) + xs[t])
-    unrolled_fn = theano.function([xs], [h.sum(), T.grad(h.sum(), w)])
-    seq = rng.standard_normal((6, 1, 8)).astype("float32")
-    (o_s, g_s), (o_u, g_u) = scan_fn(seq), unrolled_fn(seq)
+    ns = dict(np=np, theano=theano, T=T, timing=timing, cfg=types.SimpleNamespace(seed=0))
+    exec(PROGRAM, ns)          # the chapter's scan, its unrolled loop and its compile timer
+    scan_fn, unrolled, w_rec = ns["scan_fn"], ns["unrolled"], ns["w_rec"]
+    steps, width = 6, w_rec.get_value().shape[0]
+    seq = np.random.default_rng(1).standard_normal((steps, 1, width)).astype("float32")
+    (o_s, g_s), (o_u, g_u) = scan_fn(seq), unrolled(steps)(seq)
     # the same recurrence in NumPy, float64, with its gradient by backpropagation through time
-    W, hs64 = w.get_value().astype(np.float64), [np.zeros((1, 8))]
-    for t in range(6):
+    W, hs64 = w_rec.get_value().astype(np.float64), [np.zeros((1, width))]
+    for t in range(steps):
         hs64.append(np.tanh(hs64[-1] @ W + seq[t]))
-    grad, dh = np.zeros_like(W), np.ones((1, 8))
-    for t in range(6, 0, -1):
+    grad, dh = np.zeros_like(W), np.ones((1, width))
+    for t in range(steps, 0, -1):
         da = dh * (1 - hs64[t] ** 2)
         grad += hs64[t - 1].T @ da
         dh = da @ W.T
@@ -177,10 +174,16 @@ SCAN_PROGRAM = textwrap.dedent("""
 """)
 
 
+def scan_program():
+    """The chapter's own scan cell up to its timing loop, with the chapter's ``compiled``."""
+    return (chapter_code.definitions("theano", "compiled")
+            + chapter_code.until(chapter_code.cell("theano", "theano.scan("), "def median_us"))
+
+
 def test_scan_and_its_gradient_equal_the_unrolled_loop(tmp_path):
     env = dict(os.environ, ROSETTA_BUILD=str(tmp_path / "_build"))
-    proc = subprocess.run([sys.executable, "-c", SCAN_PROGRAM], capture_output=True, text=True, env=env,
-                          timeout=600)
+    code = f"PROGRAM = {scan_program()!r}\n" + SCAN_CHECK
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     out_scan, out_unrolled, out_numpy = got["out"]

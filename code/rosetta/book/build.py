@@ -284,9 +284,22 @@ def update_report(build_dir: Path, res: ChapterResult, kernel: str, parameters: 
 
 
 def read_report(build_dir: Path) -> dict:
-    """The last outcome of every chapter executed into ``build_dir``."""
+    """The last outcome of every chapter executed into ``build_dir``, judged by the book's rule.
+
+    Each chapter's entry is what :func:`update_report` wrote, plus ``saved`` (its records, read from
+    ``<build_dir>/records/<chapter>``), ``result`` (``rosetta.core.outcome``: passed, passed with a
+    float32 deviation that does not gate, or failed) and ``result_text`` (the result with the runs
+    that decided it named).
+    """
+    from rosetta.core import outcome, records
     path = Path(build_dir) / "run_report.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    for name, run in report.items():
+        folder = Path(build_dir) / "records" / name
+        saved = [records.read(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        out = outcome.chapter(saved, executed=run["ok"], error=run["error"])
+        run.update(saved=saved, result=out.result, result_text=out.label())
+    return report
 
 
 # ---------------------------------------------------------------------- HTML
