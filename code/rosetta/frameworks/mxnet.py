@@ -209,18 +209,26 @@ def sync(ctx: mx.Context):
 
 
 def device_memory(ctx: mx.Context):
-    """(reset, read) of GPU memory in use on a GPU; None on the CPU.
+    """(reset, read) of the GPU memory a run took; None on the CPU.
 
-    MXNet has no peak counter; its pooled GPU allocator keeps what it once allocated, so the memory
-    in use at the end of a run is close to the run's peak.
+    MXNet has no peak counter, but its pooled GPU allocator keeps every block it allocates until
+    ``empty_cache()``. ``reset`` empties the pool and notes the memory in use on the device;
+    ``read`` gives how much more is in use after the run: the pool's high-water mark, the run's
+    peak (as long as no other process allocates on the same GPU meanwhile).
     """
     if ctx.device_type != "gpu":
         return None
+    base = {}
 
     def used():
         free, total = mx.context.gpu_memory_info(ctx.device_id)
         return total - free
-    return (lambda: None, used)
+
+    def reset():
+        mx.nd.waitall()
+        ctx.empty_cache()
+        base["bytes"] = used()
+    return (reset, lambda: used() - base["bytes"])
 
 
 # ------------------------------------------------------------- GPU precision
