@@ -58,7 +58,7 @@ def test_keras_lenet_computes_the_reference_function_on_every_backend(backend, t
 def test_helper_package_imports_on_cntks_python_3_6():
     """CNTK's programs use the core helpers on Python 3.6: a 3.7+ construct in them breaks that chapter."""
     exe = worker.python("cntk")
-    code = ("import sys; from rosetta import worker, params, training, timing, weights, mnist, threads; "
+    code = ("import sys; from rosetta.frameworks import worker; from rosetta.core import params, training, timing, weights, mnist, threads; "
             "cfg = params.resolve(quick=True); print(sys.version_info[:2], len(training.mnist_data(cfg)[0]), "
             "float(weights.lenet(0)['fc1_w'][0, 0]))")
     out = subprocess.run([str(exe), "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -94,7 +94,7 @@ def test_worker_names_the_missing_environment_and_how_to_build_it(tmp_path):
 
 def test_worker_shows_the_failing_programs_error(tmp_path):
     program = tmp_path / "fails.py"
-    program.write_text("from rosetta import worker\njob = worker.job()\nraise ValueError('the model is wrong')\n")
+    program.write_text("from rosetta.frameworks import worker\njob = worker.job()\nraise ValueError('the model is wrong')\n")
     with pytest.raises(worker.WorkerError, match=r"(?s)fails.py failed.*ValueError: the model is wrong"):
         worker.run(program, params.resolve(quick=True), echo=False)
 

@@ -41,9 +41,22 @@ def lenet_reference(tf_records):
 
 # ------------------------------------------------------------ the chapter's records
 
+def channels_first_trains(tf_records):
+    """Channels-first convolutions train on a GPU, and on a CPU only where oneDNN is in use."""
+    main = tf_records[("lenet", "custom_loop")]
+    return main["device"] == "cuda" or main["extra"]["onednn"]
+
+
 def test_every_variant_has_a_record(tf_records):
-    expected = {("two_layer", v) for v in TWO_LAYER} | {("lenet", v) for v in LENET} | {("lenet", "float64")}
+    lenet = [v for v in LENET if v != "channels_first" or channels_first_trains(tf_records)]
+    expected = {("two_layer", v) for v in TWO_LAYER} | {("lenet", v) for v in lenet} | {("lenet", "float64")}
     assert set(tf_records) == expected
+
+
+def test_chapter_says_why_channels_first_has_no_record(quick_book, tf_records):
+    nb = json.loads(quick_book.chapter(CHAPTER).notebook.read_text())
+    out = "".join(o.get("text", "") for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
+    assert ("channels_first: not trained on" in out) != channels_first_trains(tf_records)
 
 
 def test_records_have_the_shared_fields(tf_records):
@@ -78,6 +91,9 @@ def test_two_layer_follows_the_reference(tf_records, variant):
 
 @pytest.mark.parametrize("variant", LENET)
 def test_lenet_follows_the_reference_and_learns(tf_records, lenet_reference, variant):
+    if variant == "channels_first" and not channels_first_trains(tf_records):
+        pytest.skip("channels-first convolutions do not train on this CPU (no oneDNN): "
+                    "test_chapter_says_why_channels_first_has_no_record checks the chapter says so")
     rec = tf_records[("lenet", variant)]
     check_lenet_record(rec, lenet_reference, variant)
 
@@ -87,10 +103,12 @@ def test_lenet_variants_record_how_they_ran(tf_records):
     assert main["extra"]["traces"] == 1, "the custom loop's step should be traced once"
     assert main["extra"]["trace_s"] > 0 and main["extra"]["jit_compile"] is False
     assert tf_records[("lenet", "xla")]["extra"]["jit_compile"] is True
-    assert tf_records[("lenet", "channels_first")]["extra"]["data_format"] == "channels_first"
+    if channels_first_trains(tf_records):
+        assert tf_records[("lenet", "channels_first")]["extra"]["data_format"] == "channels_first"
     assert tf_records[("lenet", "train_on_batch")]["extra"]["jit_compile"] == (main["device"] == "cuda")
     for variant in TUNED:  # one epoch at most, and their records say so
-        assert tf_records[("lenet", variant)]["params"]["epochs"] == 1
+        if (("lenet", variant)) in tf_records:
+            assert tf_records[("lenet", variant)]["params"]["epochs"] == 1
     fn = tf_records[("two_layer", "function")]["extra"]
     assert fn["traces"] == 1 and fn["trace_s"] > 0
 
@@ -119,7 +137,7 @@ def tf():
 
 
 def test_importing_tensorflow_through_the_helper_is_quiet():
-    code = "from rosetta import fw_tensorflow\nimport tensorflow as tf\nprint(float(tf.reduce_sum(tf.ones(3))))"
+    code = "from rosetta.frameworks import tensorflow as fw_tensorflow\nimport tensorflow as tf\nprint(float(tf.reduce_sum(tf.ones(3))))"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -222,7 +222,7 @@ def ps_lite_jobs(script, work: Workload, workers: int, threads: int, out) -> lis
     scheduler and the server are MXNet itself: importing it with ``DMLC_ROLE`` set to their role
     runs them until the workers are done."""
     port, = launch.free_ports(1)
-    node = [python(), "-c", "from rosetta import compat; compat.numpy_aliases(); import mxnet"]
+    node = [python(), "-c", "from rosetta.frameworks import compat; compat.numpy_aliases(); import mxnet"]
     jobs = [launch.Job(role, node, env=ps_lite_env(port, workers, role)) for role in ("scheduler", "server")]
     jobs += [launch.Job(f"worker {i}", [python(), *work.argv(script, "dist_sync", threads, out)],
                         env=ps_lite_env(port, workers, "worker")) for i in range(workers)]

@@ -212,3 +212,14 @@ def accelerator(device: Device, matmul=None):
     build = tf.sysconfig.get_build_info()
     return acc.describe(name=details.get("device_name", "GPU"), capability=details.get("compute_capability"),
                         cuda=build.get("cuda_version"), cudnn=build.get("cudnn_version"), matmul=matmul)
+
+
+def onednn() -> bool:
+    """Whether this process hands CPU convolutions and pooling to oneDNN.
+
+    TensorFlow enables oneDNN by default on x86 Linux only on CPUs with neural-network
+    instructions (AVX-512 VNNI, AVX-512 BF16, AMX: TensorFlow 2.9 release notes), or when
+    ``TF_ENABLE_ONEDNN_OPTS=1``; without it, some CPU kernels know channels-last only.
+    """
+    from tensorflow.python.util import _pywrap_util_port
+    return bool(_pywrap_util_port.IsMklEnabled())
