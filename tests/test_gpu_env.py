@@ -138,9 +138,13 @@ with fw.fast("mixed_precision"):
     mp = keras.mixed_precision.global_policy().name
 with fw.fast("tf32"):
     tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
+from tensorflow.python.framework import config as tf_config
+with fw.outside_parity():
+    inside = tf_config.is_op_determinism_enabled()
 print(json.dumps({"parity": s, "mixed": mp, "tf32": tf32, "after": keras.mixed_precision.global_policy().name,
                   "tf32_after": tf.config.experimental.tensor_float_32_execution_enabled(),
-                  "acc": fw.accelerator(fw.Device("cpu", "/CPU:0"))}))
+                  "acc": fw.accelerator(fw.Device("cpu", "/CPU:0")),
+                  "inside": inside, "det_after": tf_config.is_op_determinism_enabled()}))
 """
 
 CHILD_MX = """
@@ -168,6 +172,7 @@ def test_tensorflow_precision_and_fast_settings():
     assert out["mixed"] == "mixed_float16"           # no GPU here: a GPU older than 8.0 would get float16
     assert out["tf32"] is True and out["tf32_after"] is False and out["after"] == "float32"
     assert out["acc"] is None
+    assert out["inside"] is False and out["det_after"] is True
 
 
 def test_mxnet_precision_and_cpu_wheel():

@@ -14,6 +14,7 @@ so that the error is not hidden. Import this module before ``tensorflow``::
 TensorFlow names its GPUs ``/GPU:0``...; records say ``cuda``, as PyTorch's do, so
 that the comparison chapter lines the frameworks up by device.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 import logging
 import os
@@ -149,18 +150,33 @@ def precision(parity: bool = True) -> dict:
     capability 8.0 and newer unless told not to, and picks GPU kernels that may not be
     deterministic; a parity-checked run switches TF32 off, turns op determinism on (which also
     stops cuDNN autotuning from picking a different algorithm per run), keeps Keras in float32
-    and XLA's auto-clustering off. ``parity=False`` gives TF32 back. On the CPU none of this
-    changes a number. Op determinism cannot be switched off again in the same process.
+    and XLA's auto-clustering off. ``parity=False`` gives TF32 back and turns op determinism off
+    (XLA, for one, has no deterministic gradient of max-pooling and refuses to compile LeNet's
+    step under it). On the CPU none of this changes a number.
     """
+    from tensorflow.python.framework import config as tf_config
     tf.config.experimental.enable_tensor_float_32_execution(not parity)
     tf.config.optimizer.set_jit(False)
     if parity:
         tf.config.experimental.enable_op_determinism()
         import keras
         keras.mixed_precision.set_global_policy("float32")
-    from tensorflow.python.framework import config as tf_config
+    else:
+        tf_config.disable_op_determinism()
     return {"tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
             "deterministic": bool(tf_config.is_op_determinism_enabled()), "xla_auto_jit": False}
+
+
+@contextmanager
+def outside_parity():
+    """A block that runs without op determinism (an XLA-compiled step: XLA has no deterministic
+    gradient of max-pooling); the parity settings come back when it ends."""
+    from tensorflow.python.framework import config as tf_config
+    tf_config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        precision(parity=True)
 
 
 # The fast GPU settings, measured one at a time outside parity (``fast(name)``): what each changes.
