@@ -31,6 +31,19 @@ def site(quick_book):
     server.shutdown()
 
 
+# What a page must not show: papermill's injected-parameters cell, a code cell wider than the
+# text column (it would scroll sideways), a table with pandas' row labels (rosetta.book.tables).
+PAGE_CHECKS = """() => ({
+  injected: Array.from(document.querySelectorAll('.tag_injected-parameters, div.cell_input pre'))
+    .filter(e => !e.matches('pre') || e.textContent.startsWith('# Parameters')).length,
+  scrolling: Array.from(document.querySelectorAll('div.cell_input pre'))
+    .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.split('\\n')[0].slice(0, 60)),
+  indexed: Array.from(document.querySelectorAll('div.cell_output table'))
+    .filter(t => t.querySelector('tbody th')).map(t => t.querySelector('thead') ?
+      t.querySelector('thead').textContent.trim().replace(/\\s+/g, ' ').slice(0, 60) : '?'),
+})"""
+
+
 def visit_all(root: Path, base: str, shots: Path):
     pages = sorted(p.relative_to(root).as_posix() for p in [root / "index.html", *root.glob("chapters/*.html")])
     outside, report = [], {}
@@ -60,10 +73,11 @@ def visit_all(root: Path, base: str, shots: Path):
             broken_images = page.evaluate(
                 "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
             links = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+            machinery = page.evaluate(PAGE_CHECKS)
             page.screenshot(path=str(shots / (rel.replace("/", "_") + ".png")), full_page=False)
             report[rel] = dict(errors=errors, has_math=has_math, rendered=rendered,
                                broken_images=broken_images, links=links,
-                               images=page.evaluate("document.images.length"))
+                               images=page.evaluate("document.images.length"), **machinery)
             page.close()
         browser.close()
     return report, outside
@@ -118,3 +132,10 @@ def test_a_screenshot_of_every_page(visited, quick_book):
     for page in report:
         png = shots / (page.replace("/", "_") + ".png")
         assert png.is_file() and png.stat().st_size > 10_000
+
+
+def test_pages_show_no_machinery_and_no_sideways_scrolling(visited):
+    _, _, report, _ = visited
+    assert {p: r["injected"] for p, r in report.items() if r["injected"]} == {}, "papermill's parameters cell"
+    assert {p: r["scrolling"] for p, r in report.items() if r["scrolling"]} == {}, "code wider than the column"
+    assert {p: r["indexed"] for p, r in report.items() if r["indexed"]} == {}, "tables showing pandas' index"

@@ -189,7 +189,7 @@ from rosetta.frameworks import mxnet as fw_mxnet
 import json, mxnet as mx
 env = fw_mxnet.setup(2)
 ctx = fw_mxnet.resolve_device("auto")
-print(json.dumps({**env, "kind": fw_mxnet.device_kind(ctx), "memory": fw_mxnet.device_memory(ctx),
+print(json.dumps({**env, "kind": fw_mxnet.device_type(ctx), "memory": fw_mxnet.device_memory(ctx),
                   "sum": float(mx.nd.ones((2, 2)).sum().asscalar())}))
 """
     proc = run_python(code)

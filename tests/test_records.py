@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from rosetta.core import records, timing
+from rosetta.core import files, records, timing
 from rosetta.core.records import RecordError
 
 
@@ -35,11 +35,25 @@ def test_crash_mid_write_leaves_old_record_and_no_partial_file(tmp_path, monkeyp
     first = records.write(sample(), tmp_path)
     before = first.read_text()
 
-    def dump_half_then_die(obj, f, **kw):
-        f.write(json.dumps(obj)[:50])
-        raise KeyboardInterrupt("killed mid-write")
+    class HalfThenDie:
+        """The temporary file: takes 50 characters of the record, then the process is killed."""
 
-    monkeypatch.setattr(records.json, "dump", dump_half_then_die)
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[:50])
+            self.f.flush()
+            raise KeyboardInterrupt("killed mid-write")
+
+    real_open = open
+    monkeypatch.setattr(files, "open", lambda *a, **kw: HalfThenDie(real_open(*a, **kw)), raising=False)
     with pytest.raises(KeyboardInterrupt):
         records.write(sample(losses=[9.0, 9.0, 9.0]), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [first.name]

@@ -26,6 +26,8 @@ import time
 
 import yaml
 
+from rosetta.core import files, paths
+
 KERNEL = "rosetta"
 MATHJAX = Path("node_modules") / "mathjax" / "es5"
 
@@ -106,15 +108,6 @@ def check_kernel(kernel: str) -> None:
         raise BuildError(f"Jupyter kernel {kernel!r} is not installed; run `make env` (it registers it)") from None
 
 
-def _replace_dir(new: Path, final: Path) -> None:
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    new.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _error_text(err: Exception) -> str:
     name = getattr(err, "ename", type(err).__name__)
     value = getattr(err, "evalue", str(err))
@@ -128,6 +121,7 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
     """Execute one chapter; its records replace the previous ones only if it succeeds."""
     import jupytext
     import papermill
+    from traitlets.config import Config
 
     src = root / "chapters" / f"{name}.md"
     notebooks, executed = build_dir / "notebooks", build_dir / "executed"
@@ -143,9 +137,11 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
     os.environ.update(ROSETTA_RECORDS=str(staging), ROSETTA_ROOT=str(root), ROSETTA_BUILD=str(build_dir))
     start = time.perf_counter()
     try:
+        # The kernel listens on Unix sockets (IPC), not on TCP ports of localhost.
         papermill.execute_notebook(str(nb_in), str(nb_tmp), parameters=parameters, kernel_name=kernel,
                                    cwd=str(root / "chapters"), progress_bar=False, log_output=False,
-                                   execution_timeout=timeout)
+                                   execution_timeout=timeout,
+                                   config=Config(KernelManager={"transport": "ipc"}))
     except Exception as err:  # papermill raises for any failing cell; the others go on
         shutil.rmtree(staging, ignore_errors=True)
         failed = executed / f"{name}.failed.ipynb"
@@ -159,7 +155,7 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
             else:
                 os.environ[k] = v
     seconds = time.perf_counter() - start
-    _replace_dir(staging, final)
+    files.replace_dir(staging, final)
     out = executed / f"{name}.ipynb"
     nb_tmp.replace(out)
     (executed / f"{name}.failed.ipynb").unlink(missing_ok=True)
@@ -175,10 +171,7 @@ def update_report(build_dir: Path, res: ChapterResult, kernel: str, parameters: 
         "parameters": parameters, "records": len(res.records),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = path.with_name(".run_report.json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return files.write_text(path, json.dumps(report, indent=1, sort_keys=True))
 
 
 def read_report(build_dir: Path) -> dict:
@@ -279,12 +272,12 @@ def main(argv=None) -> int:
                     help="papermill parameter for the executed chapters, e.g. -p epochs 1")
     ap.add_argument("--html", dest="html", action="store_true", default=None, help="build the HTML after --only")
     ap.add_argument("--no-html", dest="html", action="store_false", help="execute only, no HTML")
-    ap.add_argument("--build-dir", type=Path, default=None, help="default: <root>/_build")
+    ap.add_argument("--build-dir", type=Path, default=None, help="default: ROSETTA_BUILD, else <root>/_build")
     ap.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
     args = ap.parse_args(argv)
     from rosetta import repo_root
     root = repo_root()
-    build_dir = (args.build_dir or root / "_build").resolve()
+    build_dir = (args.build_dir or paths.build_dir()).resolve()
     if build_dir.name != "_build":
         print("rosetta-build: --build-dir must be a folder named _build (Jupyter Book writes <parent>/_build/html)",
               file=sys.stderr)

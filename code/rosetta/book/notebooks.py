@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from rosetta.core import files
+
 FOLDER = Path("notebooks")
 
 COLAB_CELL = '''\
@@ -149,7 +151,7 @@ def write(root: Path) -> list:
         if stale.relative_to(root) not in wanted:
             stale.unlink()
     for rel, text in wanted.items():
-        (root / rel).write_text(text)
+        files.write_text(root / rel, text)
     return sorted(wanted)
 
 

@@ -5,13 +5,13 @@ kept in the repository (``data/records/``, GPU runs); every other function turns
 DataFrame into one table. A framework without records is reported by :func:`missing`, and
 every table is simply shorter without it: nothing here fails because a chapter did not run.
 """
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rosetta.core import flops, records, weights
+from rosetta.core.paths import build_dir  # noqa: F401  (the chapter's compare.build_dir())
 
 FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "theano")
 NAMES = {"pytorch": "PyTorch", "tensorflow": "TensorFlow", "mxnet": "MXNet", "theano": "Theano"}
@@ -21,13 +21,6 @@ NOT_RECORD_CHAPTERS = ("comparison", "status")        # pages whose folders hold
 ONE_OFF_HINTS = ("compile", "trace", "build", "hybrid", "export")
 TARGET_ACCURACY = 0.99
 MIB = 2 ** 20
-
-
-def build_dir() -> Path:
-    """The running build's folder (``ROSETTA_BUILD``), else ``<repository>/_build``."""
-    from rosetta import repo_root
-    env = os.environ.get("ROSETTA_BUILD")
-    return Path(env) if env else repo_root() / "_build"
 
 
 def record_folders(build=None, committed=None) -> list:

@@ -23,9 +23,7 @@ define-by-run framework, once per trace or compilation in a graph framework.
 """
 from dataclasses import dataclass, field
 import os
-import sys
 import time
-import types
 
 import numpy as np
 
@@ -239,21 +237,9 @@ def theano_compatibility() -> list:
 
     Returns what was changed. Call before ``theano.scan`` is first used.
     """
-    changed = []
-    try:
-        import pkg_resources
-    except ImportError:
-        pkg_resources = sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
-        changed.append("pkg_resources stand-in")
-    if not hasattr(pkg_resources, "DistributionNotFound"):
-        pkg_resources.DistributionNotFound = type("DistributionNotFound", (Exception,), {})
-        changed.append("pkg_resources.DistributionNotFound")
-    if not hasattr(pkg_resources, "get_distribution"):
-        from importlib import metadata
-        pkg_resources.get_distribution = lambda name: types.SimpleNamespace(
-            project_name=name, version=metadata.version(name))
-    if sys.modules.get("theano.scan.scan_perform_ext", False) is not None:
-        sys.modules["theano.scan.scan_perform_ext"] = None   # import fails -> Python loop
+    from rosetta.frameworks import compat
+    changed = compat.pkg_resources_stub(["DistributionNotFound", "get_distribution"])
+    if compat.python_scan_loop():
         changed.append("scan_perform (Cython) disabled")
     return changed
 

@@ -24,8 +24,8 @@ class MnistError(ValueError):
 
 
 def default_dir() -> Path:
-    from rosetta import repo_root
-    return repo_root() / "data" / "mnist"
+    from rosetta.core.paths import data_dir
+    return data_dir() / "mnist"
 
 
 def read_checksums(folder: Path) -> dict:

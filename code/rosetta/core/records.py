@@ -7,15 +7,15 @@ tidy pandas DataFrame for the comparison chapter.
 """
 from datetime import datetime, timezone
 import json
-import os
 from pathlib import Path
 import platform
 import re
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
+
+from rosetta.core import files, paths
 
 SCHEMA = 2   # 2: ``parity.gates`` and the typed ``one_off`` costs
 MODELS = ("two_layer", "lenet", "lenet_dp")     # lenet_dp: LeNet trained data-parallel (scaling chapter)
@@ -31,18 +31,13 @@ class RecordError(ValueError):
 
 
 def default_dir() -> Path:
-    """Where this build's records go: ``ROSETTA_RECORDS``, else ``_build/records``."""
-    env = os.environ.get("ROSETTA_RECORDS")
-    if env:
-        return Path(env)
-    from rosetta import repo_root
-    return repo_root() / "_build" / "records"
+    """Where this build's records go: ``ROSETTA_RECORDS``, else ``<build folder>/records``."""
+    return paths.records_dir()
 
 
 def committed_dir() -> Path:
     """Records kept in the repository (runs on machines the build does not have, e.g. GPUs)."""
-    from rosetta import repo_root
-    return repo_root() / "data" / "records"
+    return paths.data_dir() / "records"
 
 
 def git_commit() -> str:
@@ -187,18 +182,7 @@ def write(rec: dict, folder=None) -> Path:
         raise RecordError(f"record lacks {missing}; build it with records.make()")
     folder = Path(folder) if folder is not None else default_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / filename(rec)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name, suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(rec, f, indent=1, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return files.write_text(folder / filename(rec), json.dumps(rec, indent=1, allow_nan=False))
 
 
 def read(path) -> dict:

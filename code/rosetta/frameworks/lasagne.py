@@ -10,8 +10,8 @@ Lasagne 0.1 (2015, its only release on PyPI) was written against Theano 0.7. The
 
 A third name went missing outside Theano: Lasagne reads its version with
 ``pkg_resources.get_distribution``, and setuptools 81 removed ``pkg_resources``; where the
-function is absent (no ``pkg_resources``, or the partial stand-in of :mod:`rosetta.frameworks.compat`), one
-that answers from :mod:`importlib.metadata` is added.
+function is absent (no ``pkg_resources``, or the stand-in Theano got), the one of
+:func:`rosetta.frameworks.compat.pkg_resources_stub` is added.
 
 :func:`import_lasagne` sets Theano's flags (float32, a compile cache), adds the old names
 back where they are missing, and imports Lasagne. Call it after
@@ -33,12 +33,6 @@ def _downsample_module(pool):
     return module
 
 
-def _get_distribution(name):
-    """``pkg_resources.get_distribution(name)``, as much of it as Lasagne reads (``.version``)."""
-    from importlib import metadata
-    return types.SimpleNamespace(project_name=name, version=metadata.version(name))
-
-
 def shims() -> list:
     """Add the names Lasagne 0.1 imports where they are missing; returns those added."""
     import theano.sandbox.rng_mrg as rng_mrg
@@ -52,13 +46,8 @@ def shims() -> list:
     if "theano.tensor.signal.downsample" not in sys.modules:
         signal.downsample = sys.modules["theano.tensor.signal.downsample"] = _downsample_module(pool)
         added.append("theano.tensor.signal.downsample")
-    try:
-        import pkg_resources
-    except ImportError:   # setuptools 81+; rosetta.frameworks.compat may already have put a partial stand-in there
-        pkg_resources = sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
-    if not hasattr(pkg_resources, "get_distribution"):
-        pkg_resources.get_distribution = _get_distribution
-        added.append("pkg_resources.get_distribution")
+    from rosetta.frameworks import compat
+    added += compat.pkg_resources_stub(["get_distribution"])
     return added
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from rosetta.frameworks import compat
+from rosetta.frameworks import compat, waiting_on
 from rosetta.core.params import ParameterError
 
 
@@ -149,18 +149,18 @@ def gpu_count() -> int:
         return 0
 
 
-def resolve_device(requested: str) -> mx.Context:
+def resolve_device(device: str) -> mx.Context:
     """'auto' takes the first GPU where MXNet sees one and has code for it (:func:`kernels_for`);
     'cuda' without one is an error."""
-    if requested == "cpu":
+    if device == "cpu":
         return mx.cpu()
     if gpu_count():
         if kernels_for(mx.gpu(0))["runs"]:
             return mx.gpu(0)
-        if requested == "cuda":
+        if device == "cuda":
             raise ParameterError(f"parameter 'device' is 'cuda' but {gpu_status(mx.gpu(0))}; use device='auto' or 'cpu'")
         return mx.cpu()
-    if requested == "cuda":
+    if device == "cuda":
         cuda = "with" if mx.runtime.Features().is_enabled("CUDA") else "without"
         raise ParameterError(f"parameter 'device' is 'cuda' but MXNet {mx.__version__} (built {cuda} CUDA) "
                              f"sees no GPU here (mxnet.context.num_gpus() is 0); use device='auto' or 'cpu', "
@@ -174,7 +174,7 @@ def gpu_status(ctx: mx.Context) -> str:
     if not cuda:
         return f"this MXNet build ({mx.__version__}, the CPU wheel) was compiled without CUDA, so it runs on the CPU"
     if not gpu_count():
-        return f"this MXNet build was compiled with CUDA but sees no GPU here, so it runs on the CPU"
+        return "this MXNet build was compiled with CUDA but sees no GPU here, so it runs on the CPU"
     k = kernels_for(mx.gpu(0))
     have = ", ".join(f"{a // 10}.{a % 10}" for a in k["architectures"]["sass"]) or "none"
     ptx = "some PTX" if k["architectures"]["ptx"] else "no PTX"
@@ -185,30 +185,31 @@ def gpu_status(ctx: mx.Context) -> str:
             f"this GPU ({where}), so it runs on the CPU")
 
 
-def device_kind(ctx: mx.Context) -> str:
+def device_type(device: mx.Context) -> str:
     """The book's device names: 'cuda' or 'cpu'."""
-    return "cuda" if ctx.device_type == "gpu" else "cpu"
+    return "cuda" if device.device_type == "gpu" else "cpu"
 
 
-def device_name(ctx: mx.Context) -> str:
-    if ctx.device_type == "gpu":
+def device_name(device: mx.Context) -> str:
+    if device.device_type == "gpu":
         smi = shutil.which("nvidia-smi")
         if smi:
-            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", "-i", str(ctx.device_id)],
+            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", "-i", str(device.device_id)],
                                  capture_output=True, text=True)
             if out.returncode == 0 and out.stdout.strip():
                 return out.stdout.strip()
-        return f"CUDA GPU {ctx.device_id}"
+        return f"CUDA GPU {device.device_id}"
     from rosetta.core.records import cpu_name
     return cpu_name()
 
 
-def sync(ctx: mx.Context):
-    """A function that waits until MXNet's engine has finished all queued work (on every device)."""
-    return mx.nd.waitall
+def sync(device: mx.Context):
+    """A function ``wait(value=None)`` that waits until MXNet's engine has finished all queued work
+    (on every device); returns ``value``."""
+    return waiting_on(mx.nd.waitall)
 
 
-def device_memory(ctx: mx.Context):
+def device_memory(device: mx.Context):
     """(reset, read) of the GPU memory a run took; None on the CPU.
 
     MXNet has no peak counter, but its pooled GPU allocator keeps every block it allocates until
@@ -216,17 +217,17 @@ def device_memory(ctx: mx.Context):
     ``read`` gives how much more is in use after the run: the pool's high-water mark, the run's
     peak (as long as no other process allocates on the same GPU meanwhile).
     """
-    if ctx.device_type != "gpu":
+    if device.device_type != "gpu":
         return None
     base = {}
 
     def used():
-        free, total = mx.context.gpu_memory_info(ctx.device_id)
+        free, total = mx.context.gpu_memory_info(device.device_id)
         return total - free
 
     def reset():
         mx.nd.waitall()
-        ctx.empty_cache()
+        device.empty_cache()
         base["bytes"] = used()
     return (reset, lambda: used() - base["bytes"])
 

@@ -8,15 +8,15 @@ import os
 import warnings
 
 from rosetta.core.params import ParameterError
+from rosetta.core.paths import build_dir
 
 
-def setup(threads: int, device: str) -> dict:
+def setup(threads: int, *, device: str = "auto") -> dict:
     """float32 by default, compile cache in the build folder, JAX limited to the device asked for.
 
     ``device``: 'auto' lets JAX take a GPU where it has one, 'cpu' keeps it on the CPU,
     'cuda' requires a GPU (checked by :func:`resolve_device`).
     """
-    from rosetta.frameworks.theano import build_dir  # the same build-folder rule (imports no framework)
     folder = build_dir() / "pytensor" / "compiledir"
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["PYTENSOR_FLAGS"] = f"floatX=float32,base_compiledir={folder}"
@@ -27,29 +27,39 @@ def setup(threads: int, device: str) -> dict:
     return {"compiledir": str(folder), "threads": threads, "device": device}
 
 
-def resolve_device(requested: str):
+def resolve_device(device: str):
     """The JAX device the chapter runs on; 'cuda' without a GPU is an error."""
     import jax
     dev = jax.devices()[0]
-    if requested == "cuda" and dev.platform != "gpu":
+    if device == "cuda" and dev.platform != "gpu":
         raise ParameterError("parameter 'device' is 'cuda' but JAX sees no GPU here (it has "
                              f"{jax.devices()}); use device='auto' or 'cpu', or install a CUDA build of JAX")
     return dev
 
 
-def device_type(dev) -> str:
+def device_type(device) -> str:
     """'cuda' for a JAX GPU, else JAX's platform name ('cpu')."""
-    return "cuda" if dev.platform == "gpu" else dev.platform
+    return "cuda" if device.platform == "gpu" else device.platform
 
 
-def device_name(dev) -> str:
-    if dev.platform == "cpu":
+def device_name(device) -> str:
+    if device.platform == "cpu":
         from rosetta.core.records import cpu_name
         return cpu_name()
-    return getattr(dev, "device_kind", str(dev))
+    return getattr(device, "device_kind", str(device))
 
 
-def sync(value=None):
-    """Wait until JAX has computed ``value`` (JAX dispatches asynchronously); returns it."""
+def sync(device):
+    """A function ``wait(value=None)`` that waits until JAX has computed ``value`` (JAX dispatches
+    asynchronously, and has no call that waits for a whole device); returns ``value``."""
     import jax
-    return jax.block_until_ready(value)
+
+    def wait(value=None):
+        return jax.block_until_ready(value)
+    return wait
+
+
+def device_memory(device):
+    """None: JAX keeps a peak counter per device (``memory_stats()``) but cannot reset it, so it
+    cannot say what one run used."""
+    return None

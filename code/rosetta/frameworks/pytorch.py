@@ -2,6 +2,7 @@
 import torch
 
 from rosetta.core.params import ParameterError
+from rosetta.frameworks import no_wait, waiting_on
 
 
 def setup(threads: int) -> dict:
@@ -14,14 +15,18 @@ def setup(threads: int) -> dict:
     return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
 
 
-def resolve_device(requested: str) -> torch.device:
+def resolve_device(device: str) -> torch.device:
     """'auto' takes the GPU where there is one; 'cuda' without a GPU is an error."""
-    if requested == "auto":
+    if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         raise ParameterError("parameter 'device' is 'cuda' but PyTorch sees no CUDA GPU here; "
                              "use device='auto' or 'cpu'")
-    return torch.device(requested)
+    return torch.device(device)
+
+
+def device_type(device: torch.device) -> str:
+    return device.type
 
 
 def device_name(device: torch.device) -> str:
@@ -32,10 +37,10 @@ def device_name(device: torch.device) -> str:
 
 
 def sync(device: torch.device):
-    """A function that waits until ``device`` has finished its queued work."""
+    """A function ``wait(value=None)`` that waits until ``device`` has finished its queued work; returns ``value``."""
     if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
+        return waiting_on(lambda: torch.cuda.synchronize(device))
+    return no_wait
 
 
 def device_memory(device: torch.device):

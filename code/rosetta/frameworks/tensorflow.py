@@ -22,6 +22,7 @@ import sys
 import tempfile
 
 from rosetta.core.params import ParameterError
+from rosetta.frameworks import no_wait, waiting_on
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # C++ runtime: errors only
 os.environ.setdefault("TF_CPP_MAX_VLOG_LEVEL", "-1")
@@ -91,18 +92,18 @@ def session_config(threads: int):
     return config
 
 
-def resolve_device(requested: str) -> Device:
+def resolve_device(device: str) -> Device:
     """'auto' takes the GPU where TensorFlow sees one; 'cuda' without a GPU is an error.
 
     'cpu' hides the GPUs from TensorFlow, so that every operation (Keras's
     included) runs on the CPU without a ``tf.device`` block around it.
     """
     gpus = tf.config.list_physical_devices("GPU")
-    if requested == "cuda" and not gpus:
+    if device == "cuda" and not gpus:
         raise ParameterError("parameter 'device' is 'cuda' but TensorFlow sees no GPU here "
                              f"(TensorFlow {tf.__version__}, built with CUDA: {tf.test.is_built_with_cuda()}); "
                              "use device='auto' or 'cpu'")
-    if requested == "cpu" or not gpus:
+    if device == "cpu" or not gpus:
         if gpus:
             try:
                 tf.config.set_visible_devices([], "GPU")
@@ -117,6 +118,10 @@ def resolve_device(requested: str) -> Device:
     return Device("cuda", "/GPU:0")
 
 
+def device_type(device: Device) -> str:
+    return device.type
+
+
 def device_name(device: Device) -> str:
     if device.type == "cuda":
         details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
@@ -126,10 +131,10 @@ def device_name(device: Device) -> str:
 
 
 def sync(device: Device):
-    """A function that waits until ``device`` has finished its queued work."""
+    """A function ``wait(value=None)`` that waits until ``device`` has finished its queued work; returns ``value``."""
     if device.type == "cuda":
-        return tf.test.experimental.sync_devices
-    return lambda: None
+        return waiting_on(tf.test.experimental.sync_devices)
+    return no_wait
 
 
 def device_memory(device: Device):

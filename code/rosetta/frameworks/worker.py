@@ -26,16 +26,12 @@ import sys
 import tempfile
 import time
 
-ENVS = ".envs"
+from rosetta.core.files import write_text
+from rosetta.core.paths import ENVS, env_dir  # noqa: F401  (env_dir: the chapters' worker.env_dir)
 
 
 class WorkerError(RuntimeError):
     """The other environment is missing, or its program failed."""
-
-
-def env_dir(name: str) -> Path:
-    from rosetta import repo_root
-    return repo_root() / ENVS / name
 
 
 def python(name=None) -> Path:
@@ -118,6 +114,4 @@ def reply(result: dict) -> None:
     """Hand ``result`` back to the chapter (written atomically: a crash leaves no half reply)."""
     if _current is None:
         raise RuntimeError("call worker.job() before worker.reply()")
-    tmp = _current.reply_path.with_suffix(".partial")
-    tmp.write_text(json.dumps(result, default=_jsonable, allow_nan=False))
-    os.replace(str(tmp), str(_current.reply_path))
+    write_text(_current.reply_path, json.dumps(result, default=_jsonable, allow_nan=False))
