@@ -4,6 +4,9 @@
 # Options: make book QUICK=1 (quick mode, what CI runs); PYTHON=python3.11 (the interpreter to use);
 #          GPU=1 (on a machine with an NVIDIA GPU: the CUDA builds of requirements-gpu.txt in .venv-gpu,
 #          MXNet's in envs/mxnet-gpu.mk). `make gpu-lock-check` resolves the GPU lock files without a GPU.
+#   FORCE=1 (execute every chapter, even those whose earlier run could be reused: nothing it
+#   depends on changed); STRICT=1 (an extra environment that cannot be built here is a failure,
+#   not a skip; what CI runs).
 
 PYTHON ?= python3.11
 VENV   := $(if $(GPU),.venv-gpu,.venv)
@@ -15,15 +18,25 @@ STAMP  := $(VENV)/.rosetta-installed
 
 # Chapters that need an environment of their own (another Python or NumPy) describe it in
 # envs/<name>.mk: a rule that builds it and registers its Jupyter kernel, and a line
-# `EXTRA_ENVS += <the rule's target>`.
+# `EXTRA_ENVS += <the rule's target>`. An environment whose prerequisite is missing here (envs/cntk.mk:
+# Python 3.6) adds `skip-<name>` instead, with the reason in SKIP_<name>: make prints it in one line
+# and writes it to .envs/<name>.skipped, and the build shows the chapter as not executed.
 EXTRA_ENVS :=
 -include envs/*.mk
 
 book: env
-	$(BIN)/rosetta-build $(if $(QUICK),--quick)
+	$(BIN)/rosetta-build $(if $(QUICK),--quick) $(if $(FORCE),--force) $(if $(STRICT),--strict)
 
 test: env
-	$(BIN)/python -m pytest tests
+	ROSETTA_FORCE=$(FORCE) ROSETTA_STRICT=$(STRICT) $(BIN)/python -m pytest tests
+
+skip-%:
+	@mkdir -p .envs && printf '%s\n' "$(SKIP_$*)" > .envs/$*.skipped
+	@echo "make: the $* environment cannot be built here: $(SKIP_$*)$(if $(STRICT),, (its chapter is skipped; STRICT=1 makes this an error))" >&2
+	@$(if $(STRICT),exit 1,true)
+
+unskip-%:
+	@rm -f .envs/$*.skipped
 
 env: $(STAMP) node_modules/.package-lock.json $(EXTRA_ENVS)
 

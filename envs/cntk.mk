@@ -8,13 +8,19 @@
 CNTK_ENV := .envs/cntk
 PYTHON36 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.6*/bin/python3.6) $(shell command -v python3.6 2>/dev/null))
 CNTK_LIBDIR := $(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+# What this machine lacks for CNTK, in words (empty: nothing). OpenMPI is installed by the rule
+# below when make runs as root.
+SKIP_cntk := $(strip \
+  $(if $(and $(PYTHON36),$(wildcard $(PYTHON36))),,CNTK 2.7 needs Python 3.6$(if $(PYTHON36), and $(PYTHON36) does not exist, and none was found); \
+    install one (for example: pyenv install 3.6.15) or set PYTHON36=/path/to/python3.6) \
+  $(if $(shell dpkg -s libopenmpi3 >/dev/null 2>&1 || test "$$(id -u)" = 0 && echo ok),,CNTK 2.7 needs \
+    the OpenMPI library; install it (sudo apt-get install libopenmpi3)))
 
 .PHONY: cntk-system-deps
 cntk-system-deps:
 	@dpkg -s libopenmpi3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libopenmpi3; }
 
 $(CNTK_ENV)/.installed: envs/requirements-cntk.txt | cntk-system-deps
-	@test -n "$(PYTHON36)" || { echo "envs/cntk.mk: CNTK needs Python 3.6; none found (set PYTHON36=/path/to/python3.6)" >&2; exit 1; }
 	rm -rf $(CNTK_ENV)
 	$(PYTHON36) -m venv $(CNTK_ENV)
 	$(CNTK_ENV)/bin/python -m pip install -q pip==21.3.1
@@ -27,4 +33,4 @@ $(CNTK_ENV)/.installed: envs/requirements-cntk.txt | cntk-system-deps
 	LD_LIBRARY_PATH=$(CURDIR)/$(CNTK_ENV)/mpi-compat $(CNTK_ENV)/bin/python -c "import cntk, rosetta.frameworks.worker"
 	touch $@
 
-EXTRA_ENVS += $(CNTK_ENV)/.installed
+EXTRA_ENVS += $(if $(SKIP_cntk),skip-cntk,$(CNTK_ENV)/.installed unskip-cntk)

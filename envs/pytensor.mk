@@ -1,4 +1,4 @@
-# PyTensor (Theano's successor) for chapters/pytensor.md: a Python 3.11 environment with NumPy 2,
+# PyTensor (Theano's successor) for chapters/pytensor.md, and JAX with Optax for chapters/jax.md: a Python 3.11 environment with NumPy 2,
 # PyTensor and JAX (CPU build), which cannot share the main environment's NumPy 1.26. Its Jupyter
 # kernel `rosetta-pytensor` is registered in the main environment's prefix, where papermill looks.
 PYTENSOR_ENV := .envs/pytensor

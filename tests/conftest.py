@@ -1,4 +1,4 @@
-"""Shared fixtures: the quick-mode book, built once per test session."""
+"""Shared fixtures: the quick-mode book, each chapter executed when a test first reads it."""
 import os
 from pathlib import Path
 
@@ -9,20 +9,45 @@ from rosetta.book import build
 from rosetta.core import params, records, reference, training, weights
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tests' quick book, kept between runs: a chapter is executed again only when something it
+# depends on changed (rosetta.book.cache), as in `make book`.
+BUILD_DIR = ROOT / "_build" / "test" / "_build"
 
 
 class QuickBook:
-    """The result of one quick build: executed chapters, their records, the HTML."""
+    """The quick book of the tests: a chapter is executed (or reused from the cache) the first time
+    a test reads it, so that a test module executes only the chapters it reads.
 
-    def __init__(self, build_dir: Path, results, with_html: bool):
+    A chapter that runs last (comparison, run report) reads the others' records: asking for it
+    executes every chapter before it. ``html`` builds the whole book.
+    """
+
+    def __init__(self, build_dir: Path, allowed=(), force=False, strict=False):
         self.build_dir = build_dir
-        self.html = build_dir / "html" if with_html else None
-        self.results = {r.name: r for r in results}
+        self.allowed, self.force, self.strict = list(allowed), force, strict
+        self.results = {}
+        self.chapters = build.notebook_chapters(ROOT)
+        self._html = False
+
+    def _execute(self, names):
+        todo = [n for n in names if n not in self.results]
+        if self.allowed and set(todo) - set(self.allowed):
+            pytest.fail(f"chapter(s) {sorted(set(todo) - set(self.allowed))} not executed: "
+                        f"ROSETTA_TEST_CHAPTERS leaves them out")
+        if todo:
+            results = build.build(ROOT, self.build_dir, quick=True, only=todo, html=False, force=self.force,
+                                  strict=self.strict)
+            self.results.update((r.name, r) for r in results)
 
     def chapter(self, name):
-        if name not in self.results:
-            pytest.fail(f"chapter {name} was not executed: ROSETTA_TEST_CHAPTERS leaves it out")
-        return self.results[name]
+        """The chapter's result in this build; skips the test, saying why, if the chapter could not be
+        executed on this machine (its environment could not be built; STRICT=1 makes that a failure)."""
+        meta = build.front_matter(ROOT / "chapters" / f"{name}.md").get("rosetta") or {}
+        self._execute(self.chapters[:self.chapters.index(name) + 1] if meta.get("run_last") else [name])
+        res = self.results[name]
+        if res.skipped and res.ok:
+            pytest.skip(f"chapter {name} not executed in this build: {res.skipped}")
+        return res
 
     def records(self, name) -> dict:
         """The chapter's records keyed by (model, variant); fails with the chapter's own error."""
@@ -31,18 +56,30 @@ class QuickBook:
         recs = [records.read(p) for p in res.records]
         return {(r["model"], r["variant"]): r for r in recs}
 
+    @property
+    def html(self):
+        """The whole quick book's HTML folder; None if a chapter failed or ROSETTA_TEST_CHAPTERS is set."""
+        if self.allowed:
+            return None
+        if self._html is False:
+            self._execute(self.chapters)
+            ok = all(r.ok for r in self.results.values())
+            self._html = build.build_html(ROOT, self.build_dir) if ok else None
+        return self._html
+
 
 @pytest.fixture(scope="session")
-def quick_book(tmp_path_factory):
-    """Every chapter executed in quick mode and the HTML built, in a temporary _build folder.
+def quick_book():
+    """The quick book (see :class:`QuickBook`), in ``_build/test/_build``.
 
-    ROSETTA_TEST_CHAPTERS=pytorch,tensorflow limits it to those chapters (no HTML then):
-    for developing one chapter. CI leaves it unset.
+    ROSETTA_TEST_CHAPTERS=pytorch,tensorflow limits it to those chapters (no HTML then).
+    ROSETTA_FORCE=1 (``make test FORCE=1``) executes each chapter read even if its earlier run
+    could be reused; ROSETTA_STRICT=1 (``make test STRICT=1``, CI) fails a test that reads a
+    chapter whose environment could not be built instead of skipping it.
     """
     only = [c for c in os.environ.get("ROSETTA_TEST_CHAPTERS", "").split(",") if c]
-    build_dir = tmp_path_factory.mktemp("book") / "_build"
-    results = build.build(ROOT, build_dir, quick=True, only=only, html=not only)
-    return QuickBook(build_dir, results, with_html=not only)
+    return QuickBook(BUILD_DIR, only, force=bool(os.environ.get("ROSETTA_FORCE")),
+                     strict=bool(os.environ.get("ROSETTA_STRICT")))
 
 
 def check_lenet_record(rec, lenet_reference, variant):

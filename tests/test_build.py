@@ -1,5 +1,10 @@
-"""The build command: a failing chapter stops nothing else and corrupts nothing."""
+"""The build command: a failing chapter stops nothing else and corrupts nothing; an unchanged chapter
+is reused; a chapter whose environment cannot be built is skipped and shown as not executed."""
 import json
+import os
+from pathlib import Path
+import shutil
+import subprocess
 import textwrap
 
 import pytest
@@ -90,3 +95,139 @@ def test_unknown_chapter_and_missing_kernel_are_clear(book_root):
         build.build(book_root, book_root / "_build", only=["nope"], html=False)
     with pytest.raises(build.BuildError, match="kernel 'no-such-kernel' is not installed; run `make env`"):
         build.build(book_root, book_root / "_build", html=False, kernel="no-such-kernel")
+
+
+# ------------------------------------------------------------------ cache
+
+SUMMARY = """\
+---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+rosetta: {run_last: true}
+---
+# Summary
+
+```{code-cell} ipython3
+import os
+from pathlib import Path
+n = len(list((Path(os.environ["ROSETTA_BUILD"]) / "records").rglob("*.json")))
+print(f"{n} records")
+```
+"""
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+def run(root, **kw):
+    results = build.build(root, root / "_build", html=False, log=quiet, **kw)
+    return {r.name: ("reused" if r.reused else "executed") if r.ok else "failed" for r in results}
+
+
+def test_cache_reuses_a_chapter_until_something_it_depends_on_changes(book_root):
+    (book_root / "chapters" / "summary.md").write_text(SUMMARY)
+    (book_root / "_toc.yml").write_text((book_root / "_toc.yml").read_text() + "  - file: chapters/summary\n")
+    (book_root / "requirements.txt").write_text("numpy==1.26.4\n")
+    (book_root / "code" / "rosetta").mkdir(parents=True)
+    (book_root / "code" / "rosetta" / "helper.py").write_text("X = 1\n")
+    build_dir = book_root / "_build"
+    good = book_root / "chapters" / "good.md"
+
+    assert run(book_root) == {"good": "executed", "bad": "executed", "summary": "executed"}
+    first = build.read_report(build_dir)["good"]
+    assert run(book_root) == {"good": "reused", "bad": "reused", "summary": "reused"}
+    report = build.read_report(build_dir)
+    assert report["good"]["reused"] and report["good"]["finished"] == first["finished"]
+
+    good.write_text(good.read_text().replace("# good", "# good\n\nNew prose, no new code."))
+    assert run(book_root) == {"good": "reused", "bad": "reused", "summary": "reused"}
+    executed = json.loads((build_dir / "executed" / "good.ipynb").read_text())
+    assert "New prose, no new code." in "".join(executed["cells"][0]["source"])
+    assert "papermill" in executed["metadata"]                            # the earlier run's outputs, kept
+    assert all(c["execution_count"] for c in executed["cells"] if c["cell_type"] == "code")
+
+    good.write_text(good.read_text().replace("pass", "x = 1"))                    # code: it and summary
+    assert run(book_root) == {"good": "executed", "bad": "reused", "summary": "executed"}
+    assert run(book_root, parameters={"fail": False}) == {"good": "executed", "bad": "executed", "summary": "executed"}
+    assert run(book_root, parameters={"fail": False}) == {"good": "reused", "bad": "reused", "summary": "reused"}
+    (book_root / "code" / "rosetta" / "helper.py").write_text("X = 2\n")         # the helper package
+    assert set(run(book_root).values()) == {"executed"}
+    (book_root / "requirements.txt").write_text("numpy==1.26.3\n")               # a lock file
+    assert set(run(book_root).values()) == {"executed"}
+    (build_dir / "records" / "bad" / "bad--two_layer--first--cpu.json").unlink()   # an output gone
+    assert run(book_root) == {"good": "reused", "bad": "executed", "summary": "executed"}
+    assert set(run(book_root, force=True).values()) == {"executed"}
+
+
+def test_environment_change_changes_the_key(tmp_path):
+    from rosetta.book import cache
+    stamp = tmp_path / ".envs" / "chainer" / ".installed"
+    stamp.parent.mkdir(parents=True)
+    stamp.touch()
+    before = cache.environment_hash(tmp_path, "python3", "chainer")
+    os.utime(stamp, ns=(1, 1))
+    assert cache.environment_hash(tmp_path, "python3", "chainer") != before
+    assert cache.environment_hash(tmp_path, "python3", "chainer") != cache.environment_hash(tmp_path, "python3")
+
+
+# ------------------------------------------------------------------ skipped environments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_skip_marker(root, **env):
+    """Run the Makefile's own rule for CNTK on a scratch copy, as on a machine without Python 3.6."""
+    scratch = root / "make"
+    scratch.mkdir()
+    shutil.copy2(ROOT / "Makefile", scratch)
+    shutil.copytree(ROOT / "envs", scratch / "envs")
+    vars_ = [f"{k}={v}" for k, v in env.items()]
+    chosen = subprocess.run(["make", "-s", "-C", str(scratch), *vars_, "--eval", "show: ; @echo $(EXTRA_ENVS)", "show"],
+                            capture_output=True, text=True)
+    assert "skip-cntk" in chosen.stdout.split() and ".envs/cntk/.installed" not in chosen.stdout, chosen
+    proc = subprocess.run(["make", "-s", "-C", str(scratch), *vars_, "skip-cntk"], capture_output=True, text=True)
+    (root / ".envs").mkdir(exist_ok=True)
+    if (scratch / ".envs" / "cntk.skipped").is_file():
+        shutil.copy2(scratch / ".envs" / "cntk.skipped", root / ".envs" / "cntk.skipped")
+    return proc
+
+
+def test_make_skips_cntk_without_python36_and_strict_fails(tmp_path):
+    proc = make_skip_marker(tmp_path, PYTHON36="/nonexistent")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CNTK 2.7 needs Python 3.6" in lines[0] and "PYTHON36=" in lines[0], lines
+    assert "/nonexistent does not exist" in (tmp_path / ".envs" / "cntk.skipped").read_text()
+    strict = subprocess.run(["make", "-s", "-C", str(tmp_path / "make"), "PYTHON36=/nonexistent", "STRICT=1",
+                             "skip-cntk"], capture_output=True, text=True)
+    assert strict.returncode != 0 and "cntk environment cannot be built" in strict.stderr
+
+
+def test_chapter_without_its_environment_is_skipped_shown_as_not_executed_and_strict_fails(book_root, capsys):
+    (book_root / "chapters" / "bad.md").write_text(CHAPTER.format(name="bad").replace(
+        "kernelspec:", "rosetta: {env: cntk}\nkernelspec:").replace(
+        "# bad\n", "# bad\n\nIt trains {glue:text}`bad_steps` steps.\n\n```{glue:figure} bad_fig\n:name: fig-bad\n\n"
+                   "A figure.\n```\n\nAs {numref}`fig-bad` shows.\n"))
+    old = book_root / "_build" / "records" / "bad" / "bad--two_layer--first--cpu.json"
+    old.parent.mkdir(parents=True)
+    old.write_text('{"old": true}')
+    assert make_skip_marker(book_root, PYTHON36="/nonexistent").returncode == 0
+    (book_root / "_config.yml").write_text("title: t\nexecute: {execute_notebooks: 'off'}\n")
+    (book_root / "node_modules").symlink_to(ROOT / "node_modules")
+
+    assert build.main(["-p", "fail", "False"]) == 0              # skipped only: exit 0, HTML built
+    err = capsys.readouterr().err
+    assert "chapter 'bad' not executed: CNTK 2.7 needs Python 3.6" in err
+    build_dir = book_root / "_build"
+    report = build.read_report(build_dir)
+    assert report["bad"]["skipped"].startswith("CNTK 2.7 needs Python 3.6") and report["good"]["skipped"] == ""
+    assert not (build_dir / "records" / "bad").exists()          # no earlier numbers shown as this build's
+    assert json.loads((build_dir / "stale" / "bad" / "bad" / old.name).read_text()) == {"old": True}
+    page = (build_dir / "html" / "chapters" / "bad.html").read_text()
+    assert "Not executed in this build: CNTK 2.7 needs Python 3.6" in page
+    assert "not measured in this build" in page and "glue" not in page.replace("myst_nb import glue", "")
+
+    assert build.main(["--no-html", "--strict"]) == 1
+    assert "chapter 'bad' failed: not executed: CNTK 2.7 needs Python 3.6" in capsys.readouterr().err

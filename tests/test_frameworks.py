@@ -15,7 +15,7 @@ import rosetta
 from rosetta.frameworks import INTERFACE, no_wait
 
 PACKAGE = Path(rosetta.__file__).resolve().parent
-FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "theano", "pytensor")
+FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "theano", "pytensor", "jax")
 PARTIAL = {"keras": ("setup",), "lasagne": ()}          # what of the interface applies to them
 ROOT = Path(__file__).resolve().parents[1]
 

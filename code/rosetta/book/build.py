@@ -3,22 +3,38 @@
 ``rosetta-build`` (what ``make book`` runs):
 
 1. converts each notebook chapter of ``_toc.yml`` from its Jupytext source to ``.ipynb``;
-2. executes it with papermill on the ``rosetta`` kernel, with the given parameters, its
+2. checks every input before any chapter runs: each ``-p`` name against the parameters cell of
+   the chapters (papermill's inspection; an unknown name stops the build, naming the nearest
+   one), the values of the shared parameters (:func:`rosetta.core.params.check_inputs`, which
+   also checks the folders of ``records_dirs``); a chapter gets only the parameters it declares;
+3. skips a chapter whose extra environment could not be built here (``envs/<env>.mk`` wrote
+   ``.envs/<env>.skipped`` with the reason; the chapter names its environment in its front
+   matter, ``rosetta: {env: <env>}``): its page shows a box "Not executed in this build:
+   <reason>" instead of results, its earlier outputs are moved to ``_build/stale/``, and the
+   run report lists it as skipped; ``--strict`` (``make ... STRICT=1``) makes that a failure;
+4. reuses a chapter's executed notebook and records when nothing it depends on changed
+   (:mod:`rosetta.book.cache`: its code cells, parameters, the helper package, the lock files,
+   its kernel's environment and, for the chapters that run last, the other chapters'
+   records); ``--force`` (``FORCE=1``) executes every chapter anyway;
+5. executes the others with papermill on the ``rosetta`` kernel, with their parameters, their
    records going to a staging folder that replaces ``_build/records/<chapter>/`` only if the
    whole chapter succeeded (a failed chapter leaves the previous records untouched and no
    partial ones);
-3. goes on with the other chapters whatever happened;
-4. stages the executed notebooks and the prose pages in ``_build/book/`` and runs
+6. goes on with the other chapters whatever happened;
+7. stages the executed notebooks and the prose pages in ``_build/book/`` and runs
    ``jupyter-book build -W`` on them with execution off, producing ``_build/html/``.
 
-It exits non-zero, naming each failed chapter and its error, if any chapter failed.
+It exits non-zero, naming each failed chapter and its error, if any chapter failed; skipped
+chapters alone leave it at zero.
 """
 import argparse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+import difflib
 import json
 import os
 from pathlib import Path
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +42,7 @@ import time
 
 import yaml
 
+from rosetta.book import cache
 from rosetta.core import files, paths
 
 KERNEL = "rosetta"
@@ -44,6 +61,9 @@ class ChapterResult:
     error: str = ""
     notebook: Path = None
     records: list = field(default_factory=list)
+    reused: bool = False        # outputs of an earlier run, nothing it depends on changed
+    skipped: str = ""           # why it was not executed (its environment could not be built)
+    finished: str = ""          # when it ran (UTC, ISO)
 
 
 # ------------------------------------------------------------------ chapters
@@ -100,6 +120,21 @@ def chapter_kernel(root: Path, name: str, default: str = KERNEL) -> str:
     return (meta.get("rosetta") or {}).get("kernel", default)
 
 
+def chapter_env(root: Path, name: str):
+    """The extra environment a chapter needs (``rosetta: {env: ...}``), or None."""
+    return (front_matter(root / "chapters" / f"{name}.md").get("rosetta") or {}).get("env")
+
+
+def skip_reason(root: Path, name: str) -> str:
+    """Why a chapter cannot be executed here ('' if it can): the reason its environment's
+    ``envs/<env>.mk`` wrote to ``.envs/<env>.skipped`` when it could not build it."""
+    env = chapter_env(root, name)
+    marker = root / paths.ENVS / f"{env}.skipped"
+    if env and marker.is_file():
+        return marker.read_text().strip() or f"the {env} environment could not be built"
+    return ""
+
+
 def check_kernel(kernel: str) -> None:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     try:
@@ -116,22 +151,99 @@ def _error_text(err: Exception) -> str:
     return f"{name}: {value}{where}"
 
 
+def write_notebook(root: Path, build_dir: Path, name: str) -> Path:
+    """The chapter's Jupytext source as ``_build/notebooks/<chapter>.ipynb``."""
+    import jupytext
+    out = build_dir / "notebooks" / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(jupytext.read(root / "chapters" / f"{name}.md"), out)
+    return out
+
+
+# ---------------------------------------------------------------- parameters
+
+def chapter_parameters(notebook: Path) -> dict:
+    """The names the chapter's ``parameters`` cell declares, with their defaults (papermill's inspection)."""
+    import papermill
+    return {k: v["default"] for k, v in papermill.inspect_notebook(str(notebook)).items()}
+
+
+def parameters_for(given: dict, declared: dict) -> dict:
+    """Each chapter's share of ``given``: the names its parameters cell declares.
+
+    ``declared`` maps each chapter to its parameters. A name that no chapter declares stops
+    the build, naming it, the chapters' parameters and the nearest name.
+    """
+    known = sorted({p for names in declared.values() for p in names})
+    for name in given:
+        if name not in known:
+            which = ", ".join(declared) if len(declared) <= 3 else f"any of the {len(declared)} chapters"
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise BuildError(f"unknown parameter {name!r}: not a parameter of {which}, whose parameters are "
+                             f"{', '.join(known) or '(none)'}{hint}")
+    return {chapter: {k: v for k, v in given.items() if k in names} for chapter, names in declared.items()}
+
+
+# ---------------------------------------------------------------- skipped chapters
+
+NOT_EXECUTED = "Not executed in this build"
+_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`[^`]*`")
+_GLUE_BLOCK = re.compile(r"^```\{glue(?::\w+)?\}.*?^```[ \t]*$\n?", re.S | re.M)
+
+
+def not_executed_notebook(notebook: Path, reason: str):
+    """The chapter without results: a box saying why under its title, its code without outputs,
+    and every number or figure it would glue replaced by "not measured in this build"."""
+    import nbformat
+    nb = nbformat.read(notebook, as_version=4)
+    box = f"```{{warning}}\n{NOT_EXECUTED}: {reason}\n\nThe code below is shown without results.\n```\n"
+    prose = [c for c in nb.cells if c.cell_type == "markdown"]
+    labels = [m for c in prose for b in _GLUE_BLOCK.findall(c.source) for m in re.findall(r":name:\s*(\S+)", b)]
+    for cell in prose:       # the glued figures go, and so do the references to them
+        text = _GLUE_ROLE.sub("(not measured in this build)", _GLUE_BLOCK.sub("", cell.source))
+        for label in labels:
+            text = re.sub(rf" ?\(?\{{numref\}}`{re.escape(label)}`\)?", "", text)
+        cell.source = text
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
+    if first is None:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(box))
+    else:
+        lines = nb.cells[first].source.split("\n")
+        at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
+        nb.cells[first].source = "\n".join(lines[:at] + ["", box] + lines[at:])
+    return nb
+
+
+def skip_chapter(name: str, reason: str, build_dir: Path, notebook: Path) -> Path:
+    """Put the chapter's earlier outputs out of the book's way and stage its not-executed page."""
+    import nbformat
+    stale = build_dir / "stale" / name
+    for src in (build_dir / "records" / name, build_dir / "downloads" / name, build_dir / "executed" / f"{name}.ipynb"):
+        if src.exists():
+            stale.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(stale / src.name, ignore_errors=True)
+            src.rename(stale / src.name)
+    cache.forget(build_dir, name)
+    out = build_dir / "executed" / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(not_executed_notebook(notebook, reason), out)
+    return out
+
+
 def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel: str = KERNEL,
                 timeout: int = None) -> ChapterResult:
     """Execute one chapter; its records replace the previous ones only if it succeeds."""
-    import jupytext
     import papermill
     from traitlets.config import Config
 
-    src = root / "chapters" / f"{name}.md"
     notebooks, executed = build_dir / "notebooks", build_dir / "executed"
     staging, final = build_dir / "records.partial" / name, build_dir / "records" / name
     for folder in (notebooks, executed, staging.parent, final.parent):
         folder.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    nb_in = notebooks / f"{name}.ipynb"
-    jupytext.write(jupytext.read(src), nb_in)
+    nb_in = write_notebook(root, build_dir, name)
     nb_tmp = executed / f".{name}.running.ipynb"
     env_before = {k: os.environ.get(k) for k in ("ROSETTA_RECORDS", "ROSETTA_ROOT", "ROSETTA_BUILD")}
     os.environ.update(ROSETTA_RECORDS=str(staging), ROSETTA_ROOT=str(root), ROSETTA_BUILD=str(build_dir))
@@ -159,7 +271,8 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
     out = executed / f"{name}.ipynb"
     nb_tmp.replace(out)
     (executed / f"{name}.failed.ipynb").unlink(missing_ok=True)
-    return ChapterResult(name, True, seconds, notebook=out, records=sorted(final.glob("*.json")))
+    return ChapterResult(name, True, seconds, notebook=out, records=sorted(final.glob("*.json")),
+                         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
 def update_report(build_dir: Path, res: ChapterResult, kernel: str, parameters: dict) -> Path:
@@ -169,7 +282,8 @@ def update_report(build_dir: Path, res: ChapterResult, kernel: str, parameters: 
     report[res.name] = {
         "ok": res.ok, "seconds": round(res.seconds, 2), "error": res.error, "kernel": kernel,
         "parameters": parameters, "records": len(res.records),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": res.finished or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "reused": res.reused, "skipped": res.skipped,
     }
     return files.write_text(path, json.dumps(report, indent=1, sort_keys=True))
 
@@ -200,6 +314,8 @@ def stage_book(root: Path, build_dir: Path) -> Path:
             shutil.copy2(done, book / f"{page}.ipynb")
         else:
             shutil.copy2(root / f"{page}.md", book / f"{page}.md")
+    from rosetta.book import side_by_side   # the side-by-side page, from the executed notebooks
+    side_by_side.write_page(root, build_dir, book, notebooks)
     mathjax = root / MATHJAX
     if not (mathjax / "tex-chtml.js").is_file():
         raise BuildError(f"MathJax is missing at {mathjax}; run `make env` (it installs it with npm ci)")
@@ -222,32 +338,91 @@ def build_html(root: Path, build_dir: Path) -> Path:
 
 # ----------------------------------------------------------------------- CLI
 
+def chapter_key(root: Path, build_dir: Path, name: str, notebook: Path, kernel: str, parameters: dict) -> dict:
+    """What the chapter's execution depends on, as hashes (see :mod:`rosetta.book.cache`)."""
+    import nbformat
+    meta = front_matter(root / "chapters" / f"{name}.md").get("rosetta") or {}
+    env = meta.get("env")
+    key = {"code": cache.code_hash(nbformat.read(notebook, as_version=4), kernel),
+           "parameters": cache.digest(parameters), "package": cache.package_hash(root),
+           "locks": cache.locks_hash(root, env), "environment": cache.environment_hash(root, kernel, env)}
+    if meta.get("run_last"):
+        report = read_report(build_dir) if meta.get("reads_report") else None
+        key["records"] = cache.records_hash(build_dir, name, root / "data" / "records",
+                                            parameters.get("records_dirs") or (), report)
+    return key
+
+
+def reuse_chapter(name: str, build_dir: Path, notebook: Path, key: dict):
+    """The chapter's earlier run if nothing it depends on changed (its page gets the current prose)."""
+    import nbformat
+    entry = cache.lookup(build_dir, name, key)
+    if entry is None:
+        return None
+    out = build_dir / "executed" / f"{name}.ipynb"
+    executed = nbformat.read(out, as_version=4)
+    merged = cache.merge(nbformat.read(notebook, as_version=4), executed)
+    if merged != executed:          # prose changed: re-render (an unchanged file keeps Sphinx's page)
+        nbformat.write(merged, out)
+        cache.store(build_dir, name, key, entry["seconds"], entry["finished"])
+    return ChapterResult(name, True, entry["seconds"], notebook=out, reused=True, finished=entry["finished"],
+                         records=sorted((build_dir / "records" / name).glob("*.json")))
+
+
 def build(root: Path, build_dir: Path, quick=False, only=(), parameters=None, html=None,
-          kernel=KERNEL, timeout=None, log=print):
+          kernel=KERNEL, timeout=None, log=print, force=False, strict=False):
     """Execute the chapters (all, or ``only``) and, unless told otherwise, build the HTML.
 
-    Returns the list of :class:`ChapterResult`; the HTML is built only when every
-    chapter succeeded.
+    Returns the list of :class:`ChapterResult`; the HTML is built only when no chapter failed
+    (skipped ones are shown as not executed). ``force`` executes every chapter even when its
+    earlier run could be reused; ``strict`` makes a chapter that must be skipped a failure.
     """
+    from rosetta.core import params as shared
     chapters = notebook_chapters(root)
     unknown = [c for c in only if c not in chapters]
     if unknown:
         raise BuildError(f"unknown chapter(s) {unknown}; the notebook chapters are {chapters}")
     selected = [c for c in chapters if not only or c in only]
-    params = dict(parameters or {})
+    given = dict(parameters or {})
     if quick:
-        params["quick"] = True
+        given["quick"] = True
+    notebooks = {name: write_notebook(root, build_dir, name) for name in selected}
+    per_chapter = parameters_for(given, {name: chapter_parameters(nb) for name, nb in notebooks.items()})
+    try:
+        given = shared.check_inputs(given)
+    except ValueError as err:
+        raise BuildError(str(err)) from None
+    per_chapter = {name: {k: given[k] for k in params} for name, params in per_chapter.items()}
     kernels = {name: chapter_kernel(root, name, kernel) for name in selected}
-    for k in sorted(set(kernels.values())):
+    skips = {name: skip_reason(root, name) for name in selected}
+    for k in sorted({kernels[name] for name in selected if not skips[name]}):
         check_kernel(k)
     results = []
     for i, name in enumerate(selected, 1):
-        log(f"[{i}/{len(selected)}] {name}: executing ...", flush=True)
-        res = run_chapter(name, params, build_dir, root, kernels[name], timeout)
+        params = per_chapter[name]
+        res = key = None
+        if skips[name]:
+            out = skip_chapter(name, skips[name], build_dir, notebooks[name])
+            res = ChapterResult(name, True, 0.0, notebook=out, skipped=skips[name])
+            if strict:
+                res.ok, res.error = False, f"not executed: {skips[name]} (STRICT=1 makes this a failure)"
+            log(f"[{i}/{len(selected)}] {name}: not executed: {skips[name]}", flush=True)
+        else:
+            key = chapter_key(root, build_dir, name, notebooks[name], kernels[name], params)
+            res = None if force else reuse_chapter(name, build_dir, notebooks[name], key)
+            if res is not None:
+                log(f"[{i}/{len(selected)}] {name}: reused, run on {res.finished} ({res.seconds:.1f} s then)",
+                    flush=True)
+        if res is None:
+            why = "--force" if force else cache.changed(build_dir, name, key)
+            log(f"[{i}/{len(selected)}] {name}: executing ({why}) ...", flush=True)
+            res = run_chapter(name, params, build_dir, root, kernels[name], timeout)
+            if res.ok:
+                cache.store(build_dir, name, key, res.seconds, res.finished)
+            status = "ok" if res.ok else f"FAILED: {res.error}"
+            log(f"[{i}/{len(selected)}] {name}: {status} ({res.seconds:.1f} s, {len(res.records)} records)", flush=True)
         update_report(build_dir, res, kernels[name], params)
         results.append(res)
-        status = "ok" if res.ok else f"FAILED: {res.error}"
-        log(f"[{i}/{len(selected)}] {name}: {status} ({res.seconds:.1f} s, {len(res.records)} records)", flush=True)
     if html is None:
         html = not only
     if html and all(r.ok for r in results):
@@ -274,9 +449,17 @@ def main(argv=None) -> int:
     ap.add_argument("--no-html", dest="html", action="store_false", help="execute only, no HTML")
     ap.add_argument("--build-dir", type=Path, default=None, help="default: ROSETTA_BUILD, else <root>/_build")
     ap.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    ap.add_argument("--force", action="store_true", help="execute every chapter, even those whose earlier run "
+                    "could be reused (make ... FORCE=1)")
+    ap.add_argument("--strict", action="store_true", help="a chapter whose environment could not be built is a "
+                    "failure, not a skip (make ... STRICT=1)")
     args = ap.parse_args(argv)
     from rosetta import repo_root
     root = repo_root()
+    if not (root / "_toc.yml").is_file():
+        print(f"rosetta-build: {root} holds no _toc.yml: ROSETTA_ROOT must be the book's folder (or unset it "
+              f"and run from inside the repository)", file=sys.stderr)
+        return 2
     build_dir = (args.build_dir or paths.build_dir()).resolve()
     if build_dir.name != "_build":
         print("rosetta-build: --build-dir must be a folder named _build (Jupyter Book writes <parent>/_build/html)",
@@ -284,10 +467,14 @@ def main(argv=None) -> int:
         return 2
     params = {k: _parse_value(v) for k, v in args.parameter}
     try:
-        results = build(root, build_dir, args.quick, args.only, params, args.html, timeout=args.timeout)
+        results = build(root, build_dir, args.quick, args.only, params, args.html, timeout=args.timeout,
+                        force=args.force, strict=args.strict)
     except BuildError as err:
         print(f"rosetta-build: {err}", file=sys.stderr)
         return 1
+    for r in results:
+        if r.skipped and r.ok:
+            print(f"rosetta-build: chapter {r.name!r} not executed: {r.skipped}", file=sys.stderr)
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"rosetta-build: chapter {r.name!r} failed: {r.error} (notebook: {r.notebook})", file=sys.stderr)

@@ -36,7 +36,7 @@ def record_folders(build=None, committed=None) -> list:
 def _all_records(build, committed, folders) -> pd.DataFrame:
     """Every record in ``folders``, else in this build's chapter folders and the committed folder."""
     committed = Path(committed) if committed is not None else records.committed_dir()
-    folders = [Path(f) for f in folders] if folders else record_folders(build, committed)
+    folders = records.check_folders(folders) if folders else record_folders(build, committed)
     return records.load(*folders) if folders else pd.DataFrame()
 
 

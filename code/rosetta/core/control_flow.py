@@ -13,7 +13,8 @@ A :class:`Loop` may carry ``variants``: other ways to run the same loop (MXNet's
 
 Each framework writes both with its own construct: a Python loop in PyTorch,
 ``tf.while_loop`` in TensorFlow, ``contrib.foreach`` and ``contrib.while_loop`` in a
-hybridized MXNet block, ``theano.scan`` (with ``until``) in Theano. Every builder
+hybridized MXNet block, ``theano.scan`` (with ``until``) in Theano, ``lax.scan`` and
+``lax.while_loop`` in a jitted JAX function. Every builder
 returns a :class:`Loop` whose ``run(xs, w, h0, limit)`` gives ``(loss, grad, steps)``
 as float64 NumPy values, so that :func:`reference` can check them. The frameworks
 are imported by the builders only, never when this module is imported.
@@ -31,11 +32,12 @@ from rosetta.core import weights
 
 HIDDEN = 16
 STREAM = 20                      # weights.rng sub-stream of this problem
-FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "theano")
+FRAMEWORKS = ("pytorch", "tensorflow", "mxnet", "theano")   # those that share the main environment
 CONSTRUCTS = {"pytorch": "Python for loop (define-by-run)",
               "tensorflow": "tf.while_loop in a tf.function",
               "mxnet": "contrib.foreach / contrib.while_loop in a hybridized HybridBlock",
-              "theano": "theano.scan (+ theano.scan.until)"}
+              "theano": "theano.scan (+ theano.scan.until)",
+              "jax": "lax.scan / lax.while_loop in a jitted function"}
 
 
 @dataclass
@@ -277,12 +279,86 @@ def theano_loop() -> Loop:
     return Loop("theano", CONSTRUCTS["theano"], run, calls, setup, theano.__version__)
 
 
-BUILDERS = {"pytorch": pytorch_loop, "tensorflow": tensorflow_loop, "mxnet": mxnet_loop, "theano": theano_loop}
+# ---------------------------------------------------------------------- JAX
+
+def jax_loop() -> Loop:
+    """``lax.scan`` for the plain loop, ``lax.while_loop`` for the early exit, each in a jitted function.
+
+    JAX differentiates ``lax.while_loop`` in forward mode only (reverse mode would need to store
+    an unknown number of states), so the early exit's gradient is ``jax.jacfwd``: one tangent per
+    element of ``w``, carried through the loop beside the state. Both compile once per length of
+    ``xs`` (jit specializes on shapes). The ``python_loop`` variant is the loop as plain Python
+    (a ``for`` and an ``if`` on a computed value), differentiated by ``jax.grad`` without jit.
+    Runs in float64 (``jax.enable_x64``) whatever the process's setting.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+    calls = [0]
+
+    def step(h, w, x_t):
+        calls[0] += 1                              # Python runs this once per trace (jit), per step (python_loop)
+        return jnp.tanh(h @ w + x_t)
+
+    @jax.jit
+    def plain(xs, w, h0):
+        def loss(w):
+            h, _ = lax.scan(lambda h, x_t: (step(h, w, x_t), None), h0, xs)
+            return h.sum()
+        return jax.value_and_grad(loss)(w)
+
+    @jax.jit
+    def early_exit(xs, w, h0, limit):
+        def loss(w):
+            def cond(carry):
+                t, h = carry
+                return (t < xs.shape[0]) & (jnp.linalg.norm(h) < limit)
+
+            def body(carry):
+                t, h = carry
+                return t + 1, step(h, w, xs[t])
+            steps, h = lax.while_loop(cond, body, (0, h0))
+            return h.sum(), (h.sum(), steps)
+        grad, (value, steps) = jax.jacfwd(loss, has_aux=True)(w)
+        return value, grad, steps
+
+    def run(xs, w, h0, limit=np.inf):
+        with jax.enable_x64(True):
+            if np.isinf(limit):
+                loss, grad = plain(xs, w, h0)
+                steps = len(xs)
+            else:
+                loss, grad, steps = early_exit(xs, w, h0, limit)
+            return float(loss), np.asarray(grad), int(steps)
+
+    def python_loop(xs, w, h0, limit=np.inf):
+        with jax.enable_x64(True):
+            def loss(w):
+                h, steps = jnp.asarray(h0), 0
+                for x_t in xs:                         # Python's own loop, as long as the data
+                    h = step(h, w, x_t)
+                    steps += 1
+                    if jnp.linalg.norm(h) >= limit:    # a Python `if` on a computed value
+                        break
+                return h.sum(), steps
+            (value, steps), grad = jax.value_and_grad(loss, has_aux=True)(jnp.asarray(w))
+            return float(value), np.asarray(grad), int(steps)
+
+    t0 = time.perf_counter()
+    run(*problem(0, 2))                            # the first call traces and compiles (for this length)
+    setup = time.perf_counter() - t0
+    loop = Loop("jax", CONSTRUCTS["jax"], run, calls, setup, jax.__version__)
+    loop.variants["python_loop"] = python_loop
+    return loop
+
+
+BUILDERS = {"pytorch": pytorch_loop, "tensorflow": tensorflow_loop, "mxnet": mxnet_loop, "theano": theano_loop,
+            "jax": jax_loop}
 
 
 def build(framework: str) -> Loop:
     if framework not in BUILDERS:
-        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+        raise ValueError(f"framework must be one of {tuple(BUILDERS)}, got {framework!r}")
     return BUILDERS[framework]()
 
 

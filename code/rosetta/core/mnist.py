@@ -111,9 +111,11 @@ def load(folder=None):
     xtr, ytr = load_raw("train", folder)
     xte, yte = load_raw("test", folder)
     scaled = xtr.astype(np.float64) / 255.0
-    mean, std = scaled.mean(), scaled.std()
+    # float32 arithmetic with the figures rounded to float32 first: NumPy 1 did that for a float64
+    # scalar by itself, NumPy 2 would compute in float64; this way both give the same images
+    mean, std = np.float32(scaled.mean()), np.float32(scaled.std())
 
     def norm(x):
-        return ((x.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)[:, None, :, :]
+        return ((x.astype(np.float32) / np.float32(255.0) - mean) / std)[:, None, :, :]
 
     return norm(xtr), ytr.astype(np.int64), norm(xte), yte.astype(np.int64)

@@ -104,3 +104,22 @@ def resolve(device="auto", epochs=3, batch_size=64, train_subset=0, test_subset=
             f"steps per epoch; the parity check needs at least {PARITY_STEPS}: "
             f"raise train_subset to {PARITY_STEPS * batch_size} or lower batch_size")
     return Params(device.lower(), epochs, batch_size, train_subset, test_subset, seed, quick, threads)
+
+
+def check_inputs(given: dict) -> dict:
+    """Check the values a build is given for its chapters, before any chapter runs.
+
+    The parameters every chapter shares go through :func:`resolve` (with the others at their
+    defaults); ``records_dirs`` (the comparison's folders of records) through
+    :func:`rosetta.core.records.check_folders`. Raises :class:`ParameterError` or
+    ``RecordError`` naming the input, what was expected and what to do. Returns ``given``
+    with the folders of ``records_dirs`` made absolute (chapters run in ``chapters/``).
+    """
+    fields = Params.__dataclass_fields__
+    shared = {k: v for k, v in given.items() if k in fields}
+    if shared:
+        resolve(**shared)
+    if "records_dirs" in given:
+        from rosetta.core import records
+        given = dict(given, records_dirs=[str(p.resolve()) for p in records.check_folders(given["records_dirs"])])
+    return given

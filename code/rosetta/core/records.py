@@ -199,12 +199,52 @@ def read(path) -> dict:
     return rec
 
 
+def check_folders(folders) -> list:
+    """Folders of records given by a user (``-p records_dirs '[...]'``), checked before any work.
+
+    Each must exist, be a folder, hold files, and its JSON files must all be records this book
+    reads; otherwise :class:`RecordError` names the folder, what is wrong and what to do.
+    """
+    example = "for example -p records_dirs '[\"_build/records\", \"data/records\"]'"
+    if isinstance(folders, (str, Path)) or not isinstance(folders, (list, tuple)) or \
+            not all(isinstance(f, (str, Path)) for f in folders):
+        raise RecordError(f"records_dirs must be a list of folders, got {folders!r}; {example}")
+    out = []
+    for folder in map(Path, folders):
+        if not folder.exists():
+            raise RecordError(f"records folder {folder} does not exist; give folders that the build wrote "
+                              f"(_build/records or one chapter's _build/records/<chapter>) or data/records")
+        if not folder.is_dir():
+            raise RecordError(f"records folder {folder} is a file, not a folder; give the folder that holds it")
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise RecordError(f"records folder {folder} is empty; execute the chapters first (rosetta-build) "
+                              f"or give a folder that holds records")
+        bad = [p for p in files if p.suffix == ".json" and not _is_record(p)]
+        if bad or not any(p.suffix == ".json" for p in files):
+            shown = [str(p.relative_to(folder)) for p in (bad or files)[:5]]
+            raise RecordError(f"records folder {folder} holds files that are not records of this book "
+                              f"(schema {SCHEMA} JSON written by a chapter): {', '.join(shown)}"
+                              f"{' ...' if len(bad or files) > 5 else ''}; remove them or give another folder")
+        out.append(folder)
+    return out
+
+
+def _is_record(path: Path) -> bool:
+    try:
+        read(path)
+    except RecordError:
+        return False
+    return True
+
+
 def load(*folders):
     """All records under ``folders`` as a DataFrame, one row per record.
 
     Nested fields are flattened (``timing.median_s``, ``memory.peak_rss_bytes``,
     ``parity.max_rel_dev``, ``params.batch_size``...); list fields stay lists.
-    A record found in several folders is taken from the first.
+    A record found in several folders is taken from the first. Folders that a user gives
+    are checked with :func:`check_folders` first (the comparison's loader does).
     """
     import pandas as pd
     folders = folders or (default_dir(), committed_dir())

@@ -1,10 +1,10 @@
 """One module per framework (``pytorch``, ``tensorflow``, ``mxnet``, ``theano``, ``pytensor``,
-``keras``, ``lasagne``): what a chapter needs beyond the framework itself (threads, device,
+``jax``, ``keras``, ``lasagne``): what a chapter needs beyond the framework itself (threads, device,
 synchronisation, memory counters). ``compat`` holds the shims that let the retired frameworks
 import today; ``worker`` runs a chapter's program in another environment. Each module is
 imported only by the chapter that needs it.
 
-Every framework module (pytorch, tensorflow, mxnet, theano, pytensor) has the same small interface;
+Every framework module (pytorch, tensorflow, mxnet, theano, pytensor, jax) has the same small interface;
 ``keras`` has ``setup`` only (its backends run in processes of their own), ``lasagne`` none of it
 (it runs on Theano, on the CPU)::
 

@@ -1,0 +1,81 @@
+"""What the JAX chapter needs beyond JAX: XLA's threads, GPU memory and precision, the device, waiting.
+
+Call :func:`setup` before importing JAX: XLA reads its flags, and JAX its allocator and precision
+settings, once, when JAX starts.
+
+* Preallocation is switched off (``XLA_PYTHON_CLIENT_PREALLOCATE=false``). By default JAX takes
+  most of a GPU's memory when it starts: in a process (a Colab runtime) where another framework
+  already holds GPU memory it runs out of it, and a peak-memory figure would say nothing about
+  the run. Without preallocation JAX allocates what the program needs, and its peak is the run's.
+* Matrix products and convolutions run at ``highest`` precision. On a GPU JAX's default
+  precision for float32 is below float32 (TensorFloat-32 on recent NVIDIA GPUs), which the
+  parity checks cannot allow; the chapter measures the default as a variant of its own
+  (``jax.default_matmul_precision("default")``). On a CPU both settings compute in float32.
+"""
+import os
+
+from rosetta.core.params import ParameterError
+
+PARITY_PRECISION = "highest"
+
+
+def setup(threads: int, *, device: str = "auto") -> dict:
+    """XLA's CPU thread pool, no GPU preallocation, full-precision matmuls; ``device='cpu'`` hides GPUs.
+
+    ``device``: 'auto' lets JAX take a GPU where it has one, 'cpu' keeps it on the CPU,
+    'cuda' requires a GPU (checked by :func:`resolve_device`).
+    """
+    kept = [f for f in os.environ.get("XLA_FLAGS", "").split()
+            if not f.startswith(("--xla_cpu_multi_thread_eigen=", "intra_op_parallelism_threads="))]
+    os.environ["XLA_FLAGS"] = " ".join(kept + [f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
+                                               f"intra_op_parallelism_threads={threads}"])
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    os.environ["JAX_DEFAULT_MATMUL_PRECISION"] = PARITY_PRECISION
+    if device == "cpu":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    return {"intra_op": threads, "preallocate": False, "matmul_precision": PARITY_PRECISION, "device": device}
+
+
+def resolve_device(device: str):
+    """The JAX device the chapter runs on (JAX's default device); 'cuda' without a GPU is an error."""
+    import jax
+    dev = jax.devices()[0]
+    if device == "cuda" and dev.platform != "gpu":
+        raise ParameterError("parameter 'device' is 'cuda' but JAX sees no GPU here (it has "
+                             f"{jax.devices()}); use device='auto' or 'cpu', or install a CUDA build of JAX")
+    return dev
+
+
+def device_type(device) -> str:
+    """'cuda' for a JAX GPU, else JAX's platform name ('cpu')."""
+    return "cuda" if device.platform == "gpu" else device.platform
+
+
+def device_name(device) -> str:
+    if device.platform == "cpu":
+        from rosetta.core.records import cpu_name
+        return cpu_name()
+    return getattr(device, "device_kind", str(device))
+
+
+def sync(device):
+    """A function ``wait(value=None)`` that waits until JAX has computed ``value`` (JAX dispatches
+    asynchronously, and has no call that waits for a whole device); returns ``value``. A step waits
+    for its own result with it."""
+    import jax
+
+    def wait(value=None):
+        return jax.block_until_ready(value)
+    return wait
+
+
+def device_memory(device):
+    """(reset, read) of the GPU's peak-allocation counter; None on the CPU.
+
+    JAX's counter (``memory_stats()["peak_bytes_in_use"]``) cannot be reset: it is the process's
+    peak since JAX started, which is the run's own where the run needed more than every run before
+    it in the process (the chapter runs the small programs first), and an upper bound otherwise.
+    """
+    if device.platform != "gpu":
+        return None
+    return (lambda: None, lambda: (device.memory_stats() or {}).get("peak_bytes_in_use", 0))
