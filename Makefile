@@ -2,16 +2,19 @@
 #   make book   set everything up, execute every chapter, build the HTML (_build/html/index.html)
 #   make test   set everything up, run the tests
 # Options: make book QUICK=1 (quick mode, what CI runs); PYTHON=python3.11 (the interpreter to use);
+#          GPU=1 (on a machine with an NVIDIA GPU: the CUDA builds of requirements-gpu.txt in .venv-gpu,
+#          MXNet's in envs/mxnet-gpu.mk). `make gpu-lock-check` resolves the GPU lock files without a GPU.
 #   FORCE=1 (execute every chapter, even those whose earlier run could be reused: nothing it
 #   depends on changed); STRICT=1 (an extra environment that cannot be built here is a failure,
 #   not a skip; what CI runs).
 
 PYTHON ?= python3.11
-VENV   := .venv
+VENV   := $(if $(GPU),.venv-gpu,.venv)
+REQUIREMENTS := $(if $(GPU),requirements-gpu.txt,requirements.txt)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.rosetta-installed
 
-.PHONY: book test env system-deps notebooks clean
+.PHONY: book test env system-deps notebooks clean gpu-lock-check
 
 # Chapters that need an environment of their own (another Python or NumPy) describe it in
 # envs/<name>.mk: a rule that builds it and registers its Jupyter kernel, and a line
@@ -44,9 +47,9 @@ system-deps:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); }
 
-$(STAMP): requirements.txt code/pyproject.toml | system-deps
+$(STAMP): $(REQUIREMENTS) code/pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q -r $(REQUIREMENTS)
 	$(BIN)/python -m pip install -q --no-deps -e code
 	$(BIN)/python -m pip check
 	$(BIN)/python -m ipykernel install --sys-prefix --name rosetta --display-name "Python 3 (rosetta)"
@@ -58,6 +61,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 # Regenerate the Colab copies in notebooks/ after editing a chapter (a test checks they match).
 notebooks: env
 	$(BIN)/python -m rosetta.book.notebooks
+
+# The GPU lock files resolve against PyPI, `pip check` clean (nothing is installed: no GPU needed).
+gpu-lock-check: env
+	$(BIN)/python -m rosetta.book.lock requirements-gpu.txt envs/requirements-mxnet-gpu.txt
 
 clean:
 	rm -rf _build

@@ -110,7 +110,12 @@ def notebook_chapters(root: Path) -> list:
 
 
 def chapter_kernel(root: Path, name: str, default: str = KERNEL) -> str:
-    """The Jupyter kernel a chapter runs on: ``rosetta: {kernel: ...}`` in its front matter, else the default."""
+    """The Jupyter kernel a chapter runs on: ``ROSETTA_KERNELS`` (``chapter=kernel,...``, set by
+    ``make GPU=1`` for MXNet's CUDA environment), else ``rosetta: {kernel: ...}`` in its front
+    matter, else the default."""
+    chosen = dict(item.split("=", 1) for item in os.environ.get("ROSETTA_KERNELS", "").split(",") if "=" in item)
+    if name in chosen:
+        return chosen[name]
     meta = front_matter(root / "chapters" / f"{name}.md")
     return (meta.get("rosetta") or {}).get("kernel", default)
 

@@ -64,13 +64,15 @@ def cpu_name() -> str:
 
 def make(*, framework, framework_version, variant, model, device, device_name, threads, params,
          losses, reference, tolerance, probe_summary, test_accuracy=None, extra=None, gates=True,
-         one_off=()) -> dict:
+         one_off=(), accelerator=None) -> dict:
     """Assemble a record; refuses a run whose losses are not finite (a diverged run is no result).
 
     ``reference`` holds the NumPy reference's losses for the first steps; the
     parity figure compares those steps of ``losses`` with it. ``gates`` says whether a
     parity miss of this run fails its chapter (``parity.gates``). ``one_off`` lists the run's
     one-off costs as ``(name, kind, seconds)`` with ``kind`` one of :data:`ONE_OFF_KINDS`.
+    ``accelerator`` names the GPU of a run on one (:func:`rosetta.core.accelerator.describe`);
+    None on the CPU.
     """
     if model not in MODELS:
         raise RecordError(f"model must be one of {MODELS}, got {model!r}")
@@ -93,7 +95,7 @@ def make(*, framework, framework_version, variant, model, device, device_name, t
         "one_off": one_off_costs(one_off),
         **probe_summary,
         "test_accuracy": None if test_accuracy is None else float(test_accuracy),
-        "extra": dict(extra or {}),
+        "extra": dict(extra or {}), "accelerator": None if accelerator is None else dict(accelerator),
         "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_name(),
         "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -120,9 +122,10 @@ def one_off_costs(items) -> list:
 class Recorder:
     """Writes a chapter's records: the fields every record of the chapter shares, given once."""
 
-    def __init__(self, *, framework, framework_version, device, device_name, threads, params, folder=None):
+    def __init__(self, *, framework, framework_version, device, device_name, threads, params, folder=None,
+                 accelerator=None):
         self.common = dict(framework=framework, framework_version=framework_version, device=device,
-                           device_name=device_name, threads=threads, params=params)
+                           device_name=device_name, threads=threads, params=params, accelerator=accelerator)
         self.folder = folder
         self.saved = []
 

@@ -22,7 +22,43 @@ import time
 from rosetta.frameworks import compat, waiting_on
 from rosetta.core.params import ParameterError
 
+
+
+def load_cuda_wheels() -> list:
+    """Load the CUDA 11 libraries of NVIDIA's ``nvidia-*-cu11`` wheels; returns their paths.
+
+    ``mxnet-cu117`` links against CUDA 11.7, cuDNN 8 and NCCL but ships none of them; its
+    environment (``envs/requirements-mxnet-gpu.txt``) installs them as wheels, whose folders the
+    dynamic linker does not search. Loaded first (``RTLD_GLOBAL``), they satisfy MXNet's links by
+    their names. Does nothing unless the installed MXNet is ``mxnet-cu117``.
+    """
+    import glob
+    import importlib.metadata
+    import importlib.util
+    try:
+        importlib.metadata.distribution("mxnet-cu117")
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    spec = importlib.util.find_spec("nvidia")
+    folders = list(spec.submodule_search_locations) if spec and spec.submodule_search_locations else []
+    pending = sorted(p for f in folders for p in glob.glob(os.path.join(f, "*", "lib", "lib*.so*")))
+    loaded = []
+    while pending:                      # a library loads once the ones it needs are loaded
+        failed = []
+        for lib in pending:
+            try:
+                ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+                loaded.append(lib)
+            except OSError:
+                failed.append(lib)
+        if len(failed) == len(pending):
+            break
+        pending = failed
+    return loaded
+
+
 compat.numpy_aliases()
+load_cuda_wheels()
 import mxnet as mx  # noqa: E402
 
 # The executor logs "Subgraph backend MKLDNN is activated" at every bind unless told not to
@@ -114,17 +150,39 @@ def gpu_count() -> int:
 
 
 def resolve_device(device: str) -> mx.Context:
-    """'auto' takes the first GPU where MXNet sees one; 'cuda' without one is an error."""
+    """'auto' takes the first GPU where MXNet sees one and has code for it (:func:`kernels_for`);
+    'cuda' without one is an error."""
     if device == "cpu":
         return mx.cpu()
     if gpu_count():
-        return mx.gpu(0)
+        if kernels_for(mx.gpu(0))["runs"]:
+            return mx.gpu(0)
+        if device == "cuda":
+            raise ParameterError(f"parameter 'device' is 'cuda' but {gpu_status(mx.gpu(0))}; use device='auto' or 'cpu'")
+        return mx.cpu()
     if device == "cuda":
         cuda = "with" if mx.runtime.Features().is_enabled("CUDA") else "without"
         raise ParameterError(f"parameter 'device' is 'cuda' but MXNet {mx.__version__} (built {cuda} CUDA) "
                              f"sees no GPU here (mxnet.context.num_gpus() is 0); use device='auto' or 'cpu', "
                              f"or see the chapter's section on GPUs for the mxnet-cu1xx wheels")
     return mx.cpu()
+
+
+def gpu_status(ctx: mx.Context) -> str:
+    """One sentence: where the chapter runs and why (CUDA build or not, GPU seen, code for it)."""
+    cuda = mx.runtime.Features().is_enabled("CUDA")
+    if not cuda:
+        return f"this MXNet build ({mx.__version__}, the CPU wheel) was compiled without CUDA, so it runs on the CPU"
+    if not gpu_count():
+        return "this MXNet build was compiled with CUDA but sees no GPU here, so it runs on the CPU"
+    k = kernels_for(mx.gpu(0))
+    have = ", ".join(f"{a // 10}.{a % 10}" for a in k["architectures"]["sass"]) or "none"
+    ptx = "some PTX" if k["architectures"]["ptx"] else "no PTX"
+    where = f"{device_name(mx.gpu(0))}, compute capability {k['compute_capability']}"
+    if k["runs"]:
+        return f"it runs on the GPU ({where}); this MXNet build has GPU code for compute capabilities {have} and {ptx}"
+    return (f"this MXNet build has GPU code for compute capabilities {have} and {ptx}, none of which runs on "
+            f"this GPU ({where}), so it runs on the CPU")
 
 
 def device_type(device: mx.Context) -> str:
@@ -152,24 +210,96 @@ def sync(device: mx.Context):
 
 
 def device_memory(device: mx.Context):
-    """(reset, read) of GPU memory in use on a GPU; None on the CPU.
+    """(reset, read) of the GPU memory a run took; None on the CPU.
 
-    MXNet has no peak counter; its pooled GPU allocator keeps what it once allocated, so the memory
-    in use at the end of a run is close to the run's peak.
+    MXNet has no peak counter, but its pooled GPU allocator keeps every block it allocates until
+    ``empty_cache()``. ``reset`` empties the pool and notes the memory in use on the device;
+    ``read`` gives how much more is in use after the run: the pool's high-water mark, the run's
+    peak (as long as no other process allocates on the same GPU meanwhile).
     """
     if device.device_type != "gpu":
         return None
+    base = {}
 
     def used():
         free, total = mx.context.gpu_memory_info(device.device_id)
         return total - free
-    return (lambda: None, used)
+
+    def reset():
+        mx.nd.waitall()
+        device.empty_cache()
+        base["bytes"] = used()
+    return (reset, lambda: used() - base["bytes"])
+
+
+# ------------------------------------------------------------- GPU precision
+
+def _settings(parity: bool) -> dict:
+    return {"MXNET_CUDNN_AUTOTUNE_DEFAULT": "0" if parity else "1",     # cuDNN's algorithm search
+            "MXNET_ENFORCE_DETERMINISM": "1" if parity else "0",        # deterministic algorithms only
+            "MXNET_CUDA_ALLOW_TENSOR_CORE": "0" if parity else "1",     # tensor cores (TF32 on 8.0+)
+            "NVIDIA_TF32_OVERRIDE": "0" if parity else None}             # cuBLAS and cuDNN: no TF32
+
+
+def precision(parity: bool = True) -> dict:
+    """Parity settings (``parity=True``): full float32 and deterministic algorithms; returns them.
+
+    MXNet reads these from the environment when it creates a GPU operator (and cuBLAS and cuDNN
+    read ``NVIDIA_TF32_OVERRIDE`` when they start), so call this before the chapter's first GPU
+    operation; the fast settings are measured in fresh processes (:func:`time_exported` with
+    ``env=FAST[name]``). On the CPU none of this changes a number.
+    """
+    for key, value in _settings(parity).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return {k: os.environ.get(k) for k in _settings(parity)}
+
+
+# The fast GPU settings, each an environment change for a fresh process: (what it changes, change).
+FAST = {
+    "cudnn_autotune": ("cuDNN times its convolution algorithms on the first step and keeps the fastest",
+                       {"MXNET_CUDNN_AUTOTUNE_DEFAULT": "1", "MXNET_ENFORCE_DETERMINISM": "0"}),
+    "tf32": ("tensor cores allowed: float32 products and convolutions in TF32 on compute capability 8.0+",
+             {"MXNET_CUDA_ALLOW_TENSOR_CORE": "1", "NVIDIA_TF32_OVERRIDE": None}),
+}
+
+
+def kernels_for(ctx: mx.Context) -> dict:
+    """Whether this MXNet build has GPU code for ``ctx``'s GPU: the GPU's compute capability, the
+    architectures in ``libmxnet.so`` and the verdict (:func:`rosetta.core.accelerator.runs_on`)."""
+    from rosetta.core import accelerator as acc
+    major, minor = divmod(int(mx.util.get_cuda_compute_capability(ctx)), 10)
+    archs = acc.fatbin_architectures(mx.libinfo.find_lib_path()[0])
+    return {"compute_capability": f"{major}.{minor}", "architectures": archs,
+            "runs": acc.runs_on((major, minor), archs)}
+
+
+def accelerator(ctx: mx.Context, matmul=None):
+    """The record's ``accelerator`` dict for a GPU context (:mod:`rosetta.core.accelerator`); None on the CPU.
+
+    CUDA and cuDNN are the versions of the libraries loaded in this process.
+    """
+    if ctx.device_type != "gpu":
+        return None
+    from rosetta.core import accelerator as acc
+    cuda, cudnn = ctypes.c_int(), None
+    ctypes.CDLL("libcudart.so.11.0").cudaRuntimeGetVersion(ctypes.byref(cuda))
+    try:
+        v = ctypes.CDLL("libcudnn.so.8").cudnnGetVersion()
+        cudnn = f"{v // 1000}.{v % 1000 // 100}.{v % 100}"
+    except OSError:
+        pass
+    major, minor = divmod(int(mx.util.get_cuda_compute_capability(ctx)), 10)
+    return acc.describe(name=device_name(ctx), capability=(major, minor),
+                        cuda=f"{cuda.value // 1000}.{cuda.value % 1000 // 10}", cudnn=cudnn, matmul=matmul)
 
 
 # ----------------------------------------- fresh processes for start-up settings
 
 def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=None, max_seconds=None,
-                  min_steps: int = 0, timeout: int = 600) -> dict:
+                  min_steps: int = 0, timeout: int = 600, device: str = "cpu") -> dict:
     """Train the graph exported at ``prefix`` on ``batches`` in a fresh Python process.
 
     ``env`` changes the environment of that process (a value of None removes the variable):
@@ -179,7 +309,8 @@ def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=N
     with ``hybridize`` (keyword arguments) and takes one SGD-momentum step on the mean
     cross-entropy of each (x, y) batch, timed by a :class:`rosetta.core.timing.Probe`; with
     ``max_seconds`` it stops early once that much time has passed and ``min_steps`` steps are done
-    (a setting that is very slow on a busy machine then costs bounded time). Returns its
+    (a setting that is very slow on a busy machine then costs bounded time); ``device="gpu"``
+    trains on the first GPU. Returns its
     losses, ``probe.summary()``, the thread check of :func:`busy_threads` and the machine's
     one-minute load average at the end (other programs competing for the cores slow it down).
     """
@@ -188,7 +319,7 @@ def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=N
     data = f"{prefix}-batches-{os.getpid()}.npz"
     np.savez(data, x=np.stack([b[0] for b in batches]), y=np.stack([b[1] for b in batches]))
     job = {"prefix": str(prefix), "batches": data, "hybridize": dict(hybridize or {}),
-           "max_seconds": max_seconds, "min_steps": int(min_steps),
+           "max_seconds": max_seconds, "min_steps": int(min_steps), "device": device,
            "lr": P.LENET_LR if lr is None else lr, "momentum": P.LENET_MOMENTUM if momentum is None else momentum}
     child_env = dict(os.environ)
     for key, value in (env or {}).items():
@@ -214,7 +345,7 @@ def _worker(job: dict) -> dict:
     import numpy as np
     from mxnet import autograd, gluon, nd
     from rosetta.core import timing
-    ctx = mx.cpu()
+    ctx = mx.gpu(0) if job.get("device") == "gpu" else mx.cpu()
     with np.load(job["batches"]) as f:
         xs, ys = f["x"], f["y"]
     net = gluon.SymbolBlock.imports(job["prefix"] + "-symbol.json", ["data"], job["prefix"] + "-0000.params", ctx=ctx)

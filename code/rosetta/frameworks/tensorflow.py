@@ -14,6 +14,7 @@ so that the error is not hidden. Import this module before ``tensorflow``::
 TensorFlow names its GPUs ``/GPU:0``...; records say ``cuda``, as PyTorch's do, so
 that the comparison chapter lines the frameworks up by device.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 import logging
 import os
@@ -143,6 +144,95 @@ def device_memory(device: Device):
     name = device.name.lstrip("/")
     return (lambda: tf.config.experimental.reset_memory_stats(name),
             lambda: tf.config.experimental.get_memory_info(name)["peak"])
+
+
+# ------------------------------------------------------------- GPU precision
+
+def precision(parity: bool = True) -> dict:
+    """Parity settings (``parity=True``): full float32 and deterministic ops; returns them.
+
+    TensorFlow computes float32 matrix products and convolutions in TF32 on GPUs of compute
+    capability 8.0 and newer unless told not to, and picks GPU kernels that may not be
+    deterministic; a parity-checked run switches TF32 off, turns op determinism on (which also
+    stops cuDNN autotuning from picking a different algorithm per run), keeps Keras in float32
+    and XLA's auto-clustering off. ``parity=False`` gives TF32 back and turns op determinism off
+    (XLA, for one, has no deterministic gradient of max-pooling and refuses to compile LeNet's
+    step under it). On the CPU none of this changes a number.
+    """
+    from tensorflow.python.framework import config as tf_config
+    tf.config.experimental.enable_tensor_float_32_execution(not parity)
+    tf.config.optimizer.set_jit(False)
+    if parity:
+        tf.config.experimental.enable_op_determinism()
+        import keras
+        keras.mixed_precision.set_global_policy("float32")
+    else:
+        tf_config.disable_op_determinism()
+    return {"tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+            "deterministic": bool(tf_config.is_op_determinism_enabled()), "xla_auto_jit": False}
+
+
+@contextmanager
+def outside_parity():
+    """A block that runs without op determinism (an XLA-compiled step: XLA has no deterministic
+    gradient of max-pooling); the parity settings come back when it ends."""
+    from tensorflow.python.framework import config as tf_config
+    tf_config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        precision(parity=True)
+
+
+# The fast GPU settings, measured one at a time outside parity (``fast(name)``): what each changes.
+# (XLA and the channels-first layout are variants of the chapter itself.)
+FAST = {
+    "tf32": "float32 matrix products and convolutions in TF32 (10-bit mantissa) on the tensor cores",
+    "mixed_precision": "Keras layers compute in bfloat16 (float16 before compute capability 8.0), "
+                       "their weights stay float32",
+}
+
+
+class fast:
+    """``with fast(name):`` one fast setting of :data:`FAST` on top of the parity settings, which
+    come back when the block ends. Build the model inside the block (Keras reads its precision
+    policy when a layer is made)."""
+
+    def __init__(self, name: str):
+        if name not in FAST:
+            raise ValueError(f"fast setting must be one of {sorted(FAST)}, got {name!r}")
+        self.name = name
+
+    def __enter__(self):
+        precision(parity=True)
+        if self.name == "tf32":
+            tf.config.experimental.enable_tensor_float_32_execution(True)
+        elif self.name == "mixed_precision":
+            import keras
+            gpus = tf.config.list_physical_devices("GPU")
+            cc = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)) if gpus else (0, 0)
+            keras.mixed_precision.set_global_policy("mixed_bfloat16" if cc >= (8, 0) else "mixed_float16")
+        return self
+
+    def __exit__(self, *exc):
+        precision(parity=True)
+        return False
+
+
+# ------------------------------------------------------ what the records say
+
+def accelerator(device: Device, matmul=None):
+    """The record's ``accelerator`` dict for the GPU (:mod:`rosetta.core.accelerator`); None on the CPU.
+
+    CUDA and cuDNN are the versions TensorFlow was built with (``tf.sysconfig.get_build_info``).
+    """
+    if device.type != "cuda":
+        return None
+    from rosetta.core import accelerator as acc
+    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+    build = tf.sysconfig.get_build_info()
+    return acc.describe(name=details.get("device_name", "GPU"), capability=details.get("compute_capability"),
+                        cuda=build.get("cuda_version"), cudnn=build.get("cudnn_version"), matmul=matmul)
 
 
 def onednn() -> bool:
