@@ -164,14 +164,15 @@ def reference_losses(rec):
 
 
 def test_keras_float64_lenet_is_the_reference_program(quick_book):
-    """Each backend's float64 run follows the reference to 1e-12; on TensorFlow and PyTorch, Keras
-    keeps the learning rate and momentum as float32 variables even for float64 weights, so there
-    it is within 1e-6 of the reference and 1e-12 of a reference run with those two rounded so."""
+    """On JAX the float64 run follows the reference to 1e-12. On TensorFlow and PyTorch it stays
+    about 1e-7 away, which rounding the learning rate or momentum
+    does not explain: some of Keras's float64 step or reported loss is float32 there. It must stay
+    far inside the tolerance (1e-6), and the chapter must say it is unexplained."""
     from conftest import check_float64_record
     recs = [r for r in chapter_records(quick_book, "appendix_keras") if r["variant"] == "float64"]
     assert {r["framework"] for r in recs} == {f"keras-{b}" for b in BACKENDS}
     for r in recs:
-        check_float64_record(r, reference_losses(r), float32_hyperparameters=r["framework"] != "keras-jax")
+        check_float64_record(r, reference_losses(r), tol=1e-12 if r["framework"] == "keras-jax" else 1e-6)
 
 
 def test_keras_runs_each_backend_in_its_own_environment(quick_book):
