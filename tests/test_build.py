@@ -185,13 +185,19 @@ def make_skip_marker(root, **env):
     shutil.copytree(ROOT / "envs", scratch / "envs")
     vars_ = [f"{k}={v}" for k, v in env.items()]
     chosen = subprocess.run(["make", "-s", "-C", str(scratch), *vars_, "--eval", "show: ; @echo $(EXTRA_ENVS)", "show"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=outer_make_free())
     assert "skip-cntk" in chosen.stdout.split() and ".envs/cntk/.installed" not in chosen.stdout, chosen
-    proc = subprocess.run(["make", "-s", "-C", str(scratch), *vars_, "skip-cntk"], capture_output=True, text=True)
+    proc = subprocess.run(["make", "-s", "-C", str(scratch), *vars_, "skip-cntk"], capture_output=True, text=True, env=outer_make_free())
     (root / ".envs").mkdir(exist_ok=True)
     if (scratch / ".envs" / "cntk.skipped").is_file():
         shutil.copy2(scratch / ".envs" / "cntk.skipped", root / ".envs" / "cntk.skipped")
     return proc
+
+
+def outer_make_free() -> dict:
+    """This process's environment without what an outer ``make`` passes down (``make test STRICT=1``
+    in CI exports STRICT=1 through MAKEFLAGS): the scratch make must see only the test's variables."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "STRICT")}
 
 
 def test_make_skips_cntk_without_python36_and_strict_fails(tmp_path):
@@ -201,7 +207,7 @@ def test_make_skips_cntk_without_python36_and_strict_fails(tmp_path):
     assert len(lines) == 1 and "CNTK 2.7 needs Python 3.6" in lines[0] and "PYTHON36=" in lines[0], lines
     assert "/nonexistent does not exist" in (tmp_path / ".envs" / "cntk.skipped").read_text()
     strict = subprocess.run(["make", "-s", "-C", str(tmp_path / "make"), "PYTHON36=/nonexistent", "STRICT=1",
-                             "skip-cntk"], capture_output=True, text=True)
+                             "skip-cntk"], capture_output=True, text=True, env=outer_make_free())
     assert strict.returncode != 0 and "cntk environment cannot be built" in strict.stderr
 
 

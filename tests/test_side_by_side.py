@@ -196,7 +196,7 @@ def scratch_book(tmp_path):
     (root / "_toc.yml").write_text("format: jb-book\nroot: chapters/intro\nchapters:\n"
                                    f"  - file: chapters/{sbs.PAGE}\n  - file: chapters/pytorch\n")
     shutil.copy2(ROOT / "_config.yml", root / "_config.yml")
-    shutil.copy2(ROOT / "chapters" / "intro.md", root / "chapters" / "intro.md")
+    (root / "chapters" / "intro.md").write_text("# A fixture book\n\nIts root page, prose only.\n")
     shutil.copy2(ROOT / "chapters" / f"{sbs.PAGE}.md", root / "chapters" / f"{sbs.PAGE}.md")
     (root / "chapters" / "pytorch.md").write_text(FIXTURE_CHAPTER)
     os.symlink(ROOT / "node_modules", root / "node_modules")
