@@ -392,7 +392,9 @@ def test_quick_book_comparison_page(quick_book):
     dp = pd.read_csv(downloads / "data_parallel.csv")
     assert set(dp["framework"]) == {"PyTorch", "TensorFlow", "MXNet"}
     assert set(dp.loc[dp["processes"] > 1, "framework"]) == {"PyTorch", "TensorFlow", "MXNet"}
-    assert (dp["max rel. dev. from 1 process"] < 1e-5).all() and (dp["step / 1 process"] > 0).all()
+    # equal to one process over the first steps, where equality is meaningful (scaling chapter)
+    first = [c for c in dp.columns if c.startswith("max rel. dev., first")]
+    assert len(first) == 1 and (dp[first[0]] < 1e-5).all() and (dp["step / 1 process"] > 0).all()
     claims = pd.read_csv(downloads / "claims_2016.csv")
     row = claims[claims["claim (2016)"].str.startswith("Multi-GPU and distributed")].iloc[0]
     assert row["checked today"].startswith("Measured in the Scaling out chapter") and "outdated" in row["verdict"]
