@@ -397,10 +397,14 @@ def build(root: Path, build_dir: Path, quick=False, only=(), parameters=None, ht
         raise BuildError(f"unknown chapter(s) {unknown}; the notebook chapters are {chapters}")
     selected = [c for c in chapters if not only or c in only]
     given = dict(parameters or {})
-    if quick:
-        given["quick"] = True
     notebooks = {name: write_notebook(root, build_dir, name) for name in selected}
-    per_chapter = parameters_for(given, {name: chapter_parameters(nb) for name, nb in notebooks.items()})
+    declared = {name: chapter_parameters(nb) for name, nb in notebooks.items()}
+    per_chapter = parameters_for(given, declared)          # the user's names are checked
+    if quick:                                              # --quick goes to the chapters that take it
+        given["quick"] = True
+        for name, names in declared.items():
+            if "quick" in names:
+                per_chapter[name]["quick"] = True
     try:
         given = shared.check_inputs(given)
     except ValueError as err:
