@@ -122,3 +122,13 @@ def check_float64_record(rec, lenet_reference, tol=1e-12, float32_hyperparameter
         dev = reference.max_rel_dev(rec["losses"], lenet_reference)
     assert dev <= tol, f"float64 run deviates by {dev:.2e}"
     return dev
+
+
+def require_env(python, what: str):
+    """An extra environment a test runs in: skipped where it is not built, a failure under
+    ROSETTA_STRICT=1 (``make test STRICT=1``, CI), where every environment must be built."""
+    if not python.exists():
+        message = f"the {what} is not built ({python} is missing)"
+        if os.environ.get("ROSETTA_STRICT"):
+            pytest.fail(message + "; STRICT=1 requires it")
+        pytest.skip(message)

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from conftest import require_env
+
 import rosetta
 from rosetta.frameworks import INTERFACE, no_wait
 
@@ -93,8 +95,7 @@ print(fw.device_type(dev), fw.device_memory(dev))
 
 def test_pytensor_module_answers_the_interface_in_its_environment(tmp_path):
     python = ROOT / ".envs" / "pytensor" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"the PyTensor environment is not built ({python} is missing)")
+    require_env(python, "PyTensor environment")
     out = subprocess.run([str(python), "-c", PYTENSOR_PROGRAM], capture_output=True, text=True, timeout=300,
                          env={"PYTHONPATH": str(PACKAGE.parent), "ROSETTA_ROOT": str(ROOT),
                               "ROSETTA_BUILD": str(tmp_path / "_build"), "PATH": "/usr/bin:/bin"})
@@ -137,8 +138,7 @@ def test_what_the_worker_imports_is_python_36(path):
 
 def test_the_cntk_environment_imports_the_worker():
     python = ROOT / ".envs" / "cntk" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"the CNTK environment is not built ({python} is missing)")
+    require_env(python, "CNTK environment")
     out = subprocess.run([str(python), "-c", "import rosetta.frameworks.worker, rosetta.core.params, "
                           "rosetta.core.threads; print('ok')"], capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(PACKAGE.parent), "ROSETTA_ROOT": str(ROOT), "PATH": "/usr/bin:/bin"})

@@ -14,7 +14,7 @@ import pytest
 from rosetta.book import build, colab
 from rosetta.core import control_flow, params, reference, records, training, weights
 
-from conftest import ROOT, check_float64_record, check_lenet_record
+from conftest import require_env, ROOT, check_float64_record, check_lenet_record
 
 CHAPTER = "jax"
 TWO_LAYER = ("grad", "jit", "optax")
@@ -160,8 +160,7 @@ print(fw.device_type(dev), fw.device_memory(dev), all(c["agrees"] for c in check
 def test_jax_module_and_loops_in_their_environment(tmp_path):
     """The interface on the CPU, the precision setting, and the recurrence against the NumPy reference."""
     python = ROOT / ".envs" / "pytensor" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"the PyTensor environment, which holds JAX, is not built ({python} is missing)")
+    require_env(python, "PyTensor environment, which holds JAX")
     out = subprocess.run([str(python), "-c", JAX_PROGRAM], capture_output=True, text=True, timeout=300,
                          env={"PYTHONPATH": str(Path(control_flow.__file__).resolve().parents[2]), "ROSETTA_ROOT": str(ROOT),
                               "ROSETTA_BUILD": str(tmp_path / "_build"), "PATH": "/usr/bin:/bin"})
@@ -181,8 +180,7 @@ def test_the_chapter_environment_sees_the_same_images(tmp_path):
     import hashlib
     from rosetta.core import mnist
     python = ROOT / ".envs" / "pytensor" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"the PyTensor environment, which holds JAX, is not built ({python} is missing)")
+    require_env(python, "PyTensor environment, which holds JAX")
     out = subprocess.run([str(python), "-c", MNIST_PROGRAM], capture_output=True, text=True, timeout=300,
                          env={"PYTHONPATH": str(Path(control_flow.__file__).resolve().parents[2]), "ROSETTA_ROOT": str(ROOT),
                               "PATH": "/usr/bin:/bin"})
