@@ -91,3 +91,26 @@ def tuning(df) -> pd.DataFrame:
              "default ms/step": r["extra.tuning"]["default_ms"], "tuned ms/step": r["extra.tuning"]["tuned_ms"],
              "speed-up": r["extra.tuning"]["speedup"]} for _, r in part.iterrows()]
     return pd.DataFrame(rows, columns=TUNING_COLUMNS)
+
+
+def sentence(per_run, target: float = schedule.TARGET) -> str:
+    """What a chapter's race runs (:func:`runs`) say, in words: how many seeds reached the
+    target, the median time and epochs and their range; or, where none did, how far they got
+    and, in quick mode, that the quick data cannot reach it."""
+    if per_run.empty:
+        return "No race was run."
+    n, hit = len(per_run), per_run[per_run["reached"]]
+    pct, final = f"{100 * target:g}%", per_run["final accuracy (%)"]
+    seeds = f"{n} seed" + ("s" if n > 1 else "")
+    if hit.empty:
+        why = (" Quick mode trains one epoch on a few thousand images, too little to get there; "
+               "the full build races on all of MNIST." if per_run["quick"].any() else "")
+        return (f"Of {seeds}, none reached {pct} test accuracy within the run's epochs; "
+                f"the last measurement was {final.min():.2f}–{final.max():.2f}%.{why}"
+                if n > 1 else
+                f"The race (seed {per_run['seed'].iloc[0]}) did not reach {pct} test accuracy "
+                f"within the run's epochs; its last measurement was {final.iloc[0]:.2f}%.{why}")
+    s, e = hit["s to target"], hit["epochs to target"]
+    spread = f" (range {s.min():.1f}–{s.max():.1f} s)" if len(hit) > 1 else ""
+    return (f"{len(hit)} of {seeds} reached {pct} test accuracy, after a median of "
+            f"{s.median():.1f} s of training{spread} and {e.median():.2f} epochs.")

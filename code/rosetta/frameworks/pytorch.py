@@ -164,3 +164,247 @@ def gpu_matmul_rate(device: torch.device, n: int = 8192, repeats: int = 10) -> d
     finally:
         precision(parity=True)
     return rates
+
+
+# ------------------------------------------------------ the CPU's settings
+
+# What PyTorch offers on a CPU to run the same LeNet step faster without changing what it
+# computes, measured one at a time from the same weights over the same batches (``cpu_setting``).
+CPU_SETTINGS = {
+    "eager": "PyTorch as it comes: eager execution, oneDNN convolutions, NCHW tensors",
+    "channels_last": "weights and images in channels-last (NHWC) order",
+    "flush_denormal": "denormal floats flushed to zero (torch.set_flush_denormal)",
+    "onednn_off": "oneDNN switched off: PyTorch's own convolution kernels",
+    "jit_trace": "the network traced into a TorchScript graph (torch.jit.trace)",
+    "compile": "torch.compile: forward and backward captured and compiled to C++ by Inductor",
+}
+DEFAULT_SETTING = "eager"
+# Left out of quick mode: a cold compilation alone takes longer than a quick chapter may.
+QUICK_LEAVES_OUT = {"compile": "quick mode leaves it out, because its cold compilation alone "
+                               "takes longer than the whole quick chapter may (the full build "
+                               "measures it)"}
+_compiled = False         # whether this process has compiled a network (Inductor's cache is warm)
+
+
+def compile_problem():
+    """Why ``torch.compile`` cannot run on this CPU, or None where it can.
+
+    Inductor, ``torch.compile``'s default backend, writes C++ for the CPU and builds it with a C++
+    compiler (``g++``, or the one ``$CXX`` names); a machine without one cannot compile.
+    """
+    try:
+        from torch._inductor import cpp_builder
+        cpp_builder.get_cpp_compiler()
+    except Exception as err:            # InvalidCxxCompiler, or an Inductor that moved it
+        return (f"torch.compile needs a C++ compiler for its CPU code and found none "
+                f"({type(err).__name__}: {err}); install one (Debian: apt-get install g++) "
+                f"or name it in $CXX")
+    return None
+
+
+class cpu_setting:
+    """``with cpu_setting(name, net, example) as s:`` train ``net`` with the CPU setting ``name``
+    (:data:`CPU_SETTINGS`); ``s.forward`` is the callable to use in place of ``net`` and
+    ``s.one_off`` its one-off costs as ``(name, kind, seconds)``. PyTorch's global switches
+    (denormals, oneDNN) come back when the block ends.
+
+    ``example`` is an (images, labels) batch: tracing and compiling run it forward and backward
+    once (the one-off cost, timed) and then clear the gradients, so that the weights the
+    training starts from are the shared ones. A compilation that fails raises
+    :class:`CompileError` with the reason.
+    """
+
+    def __init__(self, name: str, net, example):
+        if name not in CPU_SETTINGS:
+            raise ValueError(f"CPU setting must be one of {sorted(CPU_SETTINGS)}, got {name!r}")
+        self.name, self.net, self.example = name, net, example
+        self.forward, self.one_off, self.deprecated = net, [], False
+
+    def __enter__(self):
+        import time
+        self._mkldnn = torch.backends.mkldnn.enabled
+        if self.name == "flush_denormal":
+            torch.set_flush_denormal(True)
+        elif self.name == "onednn_off":
+            torch.backends.mkldnn.enabled = False
+        elif self.name == "channels_last":
+            net = self.net.to(memory_format=torch.channels_last)
+            self.forward = lambda x: net(x.contiguous(memory_format=torch.channels_last))
+        elif self.name in ("jit_trace", "compile"):
+            x, y = (torch.as_tensor(a) for a in self.example)
+            t0 = time.perf_counter()
+            if self.name == "jit_trace":
+                import warnings
+                with warnings.catch_warnings(record=True) as said:
+                    warnings.simplefilter("always", DeprecationWarning)
+                    self.forward = torch.jit.trace(self.net, x)
+                self.deprecated = any(issubclass(w.category, DeprecationWarning) for w in said)
+            else:
+                problem = compile_problem()
+                if problem:
+                    raise CompileError(problem)
+                self.forward = torch.compile(self.net)
+            try:
+                torch.nn.functional.cross_entropy(self.forward(x), y).backward()
+            except Exception as err:
+                raise CompileError(f"torch.compile failed on this machine: {type(err).__name__}: "
+                                   f"{str(err).splitlines()[0] if str(err) else ''}") from err
+            global _compiled
+            kind = "trace" if self.name == "jit_trace" else \
+                "compile_warm" if _compiled else "compile_cold"
+            _compiled = _compiled or self.name == "compile"
+            self.one_off = [(f"{'trace' if kind == 'trace' else 'compile'} the network", kind,
+                             time.perf_counter() - t0)]
+            self.net.zero_grad(set_to_none=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.name == "flush_denormal":
+            torch.set_flush_denormal(False)          # PyTorch's default; it has no getter
+        torch.backends.mkldnn.enabled = self._mkldnn
+        return False
+
+
+def fresh_compile_cache() -> str:
+    """Point Inductor at an empty cache folder for the rest of this process, so that the first
+    compilation is a cold one (not one served from an earlier run's cache); removed at exit."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="rosetta-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def settings_table(recs, steps: int):
+    """One row per CPU setting's record: its median step, its speed against the default, its
+    one-off cost and whether it kept parity over the first ``steps`` checked steps."""
+    import pandas as pd
+    from rosetta.core import tuning
+    recs = list(recs)
+    base = next(r for r in recs if r["variant"] == DEFAULT_SETTING)["timing"]["median_s"]
+    return pd.DataFrame([{
+        "setting": r["variant"], "what it changes": CPU_SETTINGS[r["variant"]],
+        "median step (ms)": 1e3 * r["timing"]["median_s"],
+        "speed vs default": base / r["timing"]["median_s"],
+        "one-off (s)": sum(c["seconds"] for c in r["one_off"]),
+        "max rel. deviation": tuning.held_steps(r, steps),
+        "keeps parity": tuning.qualifies(r, steps)} for r in recs])
+
+
+def tuning_text(settings: dict, tuned: str, steps: int, not_run: dict) -> str:
+    """Which CPU setting won and why, from the records of :data:`CPU_SETTINGS` (``settings``:
+    name -> record) and the settings that could not run (``not_run``: name -> reason)."""
+    from rosetta.core import tuning
+    ms = {n: 1e3 * r["timing"]["median_s"] for n, r in settings.items()}
+    if tuned == DEFAULT_SETTING:
+        text = ("No setting was faster than the default while keeping parity on this run, so the "
+                "main run below uses the default.")
+    else:
+        text = (f"On this run `{tuned}` ({CPU_SETTINGS[tuned]}) was the fastest setting that "
+                f"kept parity, and the main run below uses it.")
+    lost = [n for n, r in settings.items() if ms[n] < ms[tuned] and not tuning.qualifies(r, steps)]
+    if lost:
+        text += " " + " and ".join(f"`{n}`" for n in lost) + (
+            f" would have been faster, but left the reference by more than the tolerance within "
+            f"the first {steps} steps.")
+    if "compile" in settings:
+        cost = sum(c["seconds"] for c in settings["compile"]["one_off"])
+        saved = ms[DEFAULT_SETTING] - ms["compile"]
+        text += (f" `torch.compile` spent {cost:.1f} s compiling before its first step"
+                 + (f", which its {saved:.2f} ms saved per step pays back after about "
+                    f"{1e3 * cost / saved:,.0f} steps." if saved > 0 else
+                    ", and its steps were no faster than the default's on this run."))
+    trace = settings.get("jit_trace")
+    if trace and trace["extra"].get("deprecated"):
+        text += (f" PyTorch {trace['framework_version']} warns that `torch.jit.trace` is deprecated "
+                 f"in favour of `torch.compile` and `torch.export`.")
+    for name, why in not_run.items():
+        text += f" `{name}` was not measured on this machine: {why}."
+    return text
+
+
+class CompileError(RuntimeError):
+    """``torch.compile`` cannot run here (no C++ compiler, or Inductor failed); the message says why."""
+
+
+# ------------------------------------------------ feeding and the data's effect
+
+def activations_and_gradients(net, images, labels) -> list:
+    """One forward and backward pass of ``net`` on a batch: every layer's output, its gradient
+    and every parameter's gradient, as NumPy arrays (the gradients are cleared again)."""
+    outputs = []
+
+    def keep(module, inputs, out):
+        out.retain_grad()
+        outputs.append(out)
+    hooks = [m.register_forward_hook(keep) for m in net.children()]
+    try:
+        net.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(net(torch.as_tensor(images)),
+                                          torch.as_tensor(labels)).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    arrays = [t.detach().cpu().numpy() for t in outputs]
+    arrays += [t.grad.detach().cpu().numpy() for t in outputs if t.grad is not None]
+    arrays += [p.grad.detach().cpu().numpy() for p in net.parameters() if p.grad is not None]
+    net.zero_grad(set_to_none=True)
+    return arrays
+
+
+def feeding_text(feeding: dict, threads: int) -> str:
+    """What :func:`rosetta.core.pipeline.compare`'s result says about PyTorch's ``DataLoader``."""
+    names = {"dataloader_0": "without workers", "dataloader_2": "with two workers"}
+    numpy_ms, share = 1e3 * feeding["numpy_s"], feeding["prepare_share"]
+    text = (f"Fed NumPy batches, a step took {numpy_ms:.2f} ms on this run, feeding included; "
+            f"gathering a batch with NumPy took {1e6 * feeding['prepare_s']:.0f} µs of it "
+            f"({100 * share:.1f}%), which is the most a loader could hide. ")
+    parts = []
+    for name, r in feeding["loaders"].items():
+        how = {"helps": "faster", "costs": "slower", "no difference": "about as fast"}[r["verdict"]]
+        parts.append(f"the `DataLoader` {names.get(name, name)} took {1e3 * r['s']:.2f} ms "
+                     f"({r['ratio']:.2f} times NumPy's: {how})")
+    text += "Over the same batches, " + "; ".join(parts) + "."
+    verdicts = {r["verdict"] for r in feeding["loaders"].values()}
+    if verdicts == {"helps"} or "helps" in verdicts:
+        text += " A loader paid off on this machine."
+    else:
+        text += (f" On this machine no loader paid off: there was little to hide, and the "
+                 f"step already keeps its {threads} threads busy, so worker processes compete "
+                 f"with it for the cores while a `DataLoader` without workers adds its own "
+                 f"per-image indexing and collating to each step.")
+    return text
+
+
+def data_text(effect: dict, steps: int) -> str:
+    """What :func:`rosetta.core.synthetic.compare`'s result says, in words."""
+    from rosetta.core import synthetic
+    differ = [k for k, v in effect.items() if v["differs"]]
+    words = {k: synthetic.KINDS[k].split(",")[0] for k in effect}
+    ratios = "; ".join(f"{words[k]} {v['ratio']:.2f} times MNIST's step" for k, v in effect.items()
+                       if k != "mnist")
+    text = f"Over {steps} steps, {ratios}. "
+    if not differ:
+        return text + (f"On this run no stream moved the step time by more than "
+                       f"{100 * synthetic.SAME:.0f}%, so random tensors would have timed this "
+                       f"step fairly.")
+    explained = [k for k in differ if effect[k]["flush_explains"]]
+    most = max(effect, key=lambda k: effect[k]["subnormal"])
+    text += (" and ".join(words[k] for k in differ) + " changed the step time by more than "
+             f"{100 * synthetic.SAME:.0f}%. ")
+    if explained:
+        text += (f"With denormals flushed to zero, " + " and ".join(words[k] for k in explained)
+                 + " came back within that margin of MNIST: denormal numbers explain the "
+                 "difference. ")
+    rest = [k for k in differ if k not in explained]
+    if rest:
+        text += (" and ".join(words[k] for k in rest) + " stayed apart even with denormals "
+                 "flushed, so something else in the data (a kernel whose work depends on the "
+                 "values) explains " + ("it" if len(rest) == 1 else "them") + ". ")
+    text += (f"The largest share of denormal numbers in a step's activations and gradients was "
+             f"{effect[most]['subnormal']:.1e}, with {words[most]}. A benchmark that times "
+             f"random tensors instead of its real data measures a different step here.")
+    return text
