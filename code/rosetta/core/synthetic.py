@@ -19,6 +19,8 @@ KINDS = {
     "random_normal": "random-normal images, the MNIST batches' labels",
     "random_labels": "the MNIST batches' images, random labels",
 }
+SHORT = {"mnist": "shuffled MNIST", "one_batch": "one repeated MNIST batch",
+         "random_normal": "random-normal images", "random_labels": "random labels"}
 SAME = 0.10          # step times within 10% of MNIST's count as the same
 TINY = float(np.finfo(np.float32).tiny)   # the smallest normal float32
 

@@ -383,29 +383,31 @@ def feeding_text(feeding: dict, threads: int) -> str:
 def data_text(effect: dict, steps: int) -> str:
     """What :func:`rosetta.core.synthetic.compare`'s result says, in words."""
     from rosetta.core import synthetic
+    name = synthetic.SHORT
     differ = [k for k, v in effect.items() if v["differs"]]
-    words = {k: synthetic.KINDS[k].split(",")[0] for k in effect}
-    ratios = "; ".join(f"{words[k]} {v['ratio']:.2f} times MNIST's step" for k, v in effect.items()
-                       if k != "mnist")
-    text = f"Over {steps} steps, {ratios}. "
+    ratios = "; ".join(f"{name[k]} {v['ratio']:.2f} times" for k, v in effect.items() if k != "mnist")
+    text = f"Over {steps} steps, against shuffled MNIST's median step: {ratios}. "
+    margin = f"{100 * synthetic.SAME:.0f}%"
     if not differ:
-        return text + (f"On this run no stream moved the step time by more than "
-                       f"{100 * synthetic.SAME:.0f}%, so random tensors would have timed this "
-                       f"step fairly.")
+        return text + (f"On this run no stream moved the step time by more than {margin}: here, "
+                       f"random tensors would have timed this step fairly.")
     explained = [k for k in differ if effect[k]["flush_explains"]]
-    most = max(effect, key=lambda k: effect[k]["subnormal"])
-    text += (" and ".join(words[k] for k in differ) + " changed the step time by more than "
-             f"{100 * synthetic.SAME:.0f}%. ")
-    if explained:
-        text += (f"With denormals flushed to zero, " + " and ".join(words[k] for k in explained)
-                 + " came back within that margin of MNIST: denormal numbers explain the "
-                 "difference. ")
     rest = [k for k in differ if k not in explained]
+    text += _upper(" and ".join(name[k] for k in differ) + f" moved it by more than {margin}. ")
+    if explained:
+        text += ("With denormals flushed to zero, " + " and ".join(name[k] for k in explained)
+                 + f" came back within {margin} of MNIST's (flushed) step: denormal numbers explain "
+                 "that difference. ")
     if rest:
-        text += (" and ".join(words[k] for k in rest) + " stayed apart even with denormals "
-                 "flushed, so something else in the data (a kernel whose work depends on the "
-                 "values) explains " + ("it" if len(rest) == 1 else "them") + ". ")
-    text += (f"The largest share of denormal numbers in a step's activations and gradients was "
-             f"{effect[most]['subnormal']:.1e}, with {words[most]}. A benchmark that times "
-             f"random tensors instead of its real data measures a different step here.")
+        text += _upper(" and ".join(name[k] for k in rest) + " stayed apart with denormals "
+                       "flushed: denormal numbers do not explain that difference. ")
+    most = max(effect, key=lambda k: effect[k]["subnormal"])
+    text += (f"The largest share of denormal numbers among one step's activations and gradients "
+             f"was {effect[most]['subnormal']:.1e}, with {name[most]}. A benchmark that timed "
+             + " or ".join(name[k] for k in differ) + " instead of the real batches would have "
+             "measured a different step on this machine.")
     return text
+
+
+def _upper(sentence: str) -> str:
+    return sentence[:1].upper() + sentence[1:]
