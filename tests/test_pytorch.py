@@ -251,3 +251,35 @@ def test_synthetic_batches_and_denormals():
                                {"mnist": 0, "one_batch": 0.3, "random_normal": 0, "random_labels": 0})
     assert [effect[k]["differs"] for k in synthetic.KINDS] == [False, True, True, False]
     assert effect["one_batch"]["flush_explains"] and not effect["random_normal"]["flush_explains"]
+
+
+def test_the_chapters_sentences_follow_the_numbers():
+    """Fixture numbers (not a run): each sentence says what its numbers say, and no more."""
+    from rosetta.frameworks import pytorch as fw_torch
+
+    def rec(variant, ms, dev=1e-6, one_off=()):
+        return {"variant": variant, "timing": {"median_s": ms / 1e3}, "framework_version": "2.13.0",
+                "one_off": [{"seconds": s} for s in one_off], "extra": {"deprecated": variant == "jit_trace"},
+                "parity": {"rel_dev": [dev] * 5, "tolerance": params.LENET_TOL}}
+    settings = {"eager": rec("eager", 7), "onednn_off": rec("onednn_off", 14),
+                "jit_trace": rec("jit_trace", 6, dev=1e-2, one_off=[0.3]), "compile": rec("compile", 6.5, one_off=[4])}
+    table = fw_torch.settings_table(settings.values(), 5)
+    assert list(table["keeps parity"]) == [True, True, False, True] and table["speed vs default"][1] == 0.5
+    text = fw_torch.tuning_text(settings, "compile", 5, {})
+    assert text.startswith("On this run `compile`") and "`jit_trace` would have been faster" in text
+    assert "pays back after about 8,000 steps" in text and "deprecated" in text
+    text = fw_torch.tuning_text({"eager": rec("eager", 7)}, "eager", 5, dict(fw_torch.QUICK_LEAVES_OUT))
+    assert text.startswith("No setting was faster") and "`compile` was not measured" in text
+    feeding = pipeline.compare(0.0070, {"dataloader_0": 0.0090, "dataloader_2": 0.0060}, 0.00004)
+    text = fw_torch.feeding_text(feeding, 2)
+    assert "1.29 times NumPy's: slower" in text and "0.86 times NumPy's: faster" in text and "paid off" in text
+    assert "no loader paid off" not in text
+    same = {k: 5.0 for k in synthetic.KINDS}
+    effect = synthetic.compare(same, same, {k: 0.0 for k in synthetic.KINDS})
+    assert "no stream moved the step time" in fw_torch.data_text(effect, 20)
+    effect = synthetic.compare({**same, "one_batch": 8.0, "random_normal": 8.0}, {**same, "random_normal": 8.0},
+                               {**{k: 0.0 for k in synthetic.KINDS}, "one_batch": 0.2})
+    text = fw_torch.data_text(effect, 300)
+    assert "One repeated MNIST batch and random-normal images moved it" in text
+    assert "one repeated MNIST batch came back within 10%" in text
+    assert "Random-normal images stayed apart" in text and "2.0e-01, with one repeated MNIST batch" in text
