@@ -164,7 +164,7 @@ def test_race_records_follow_the_schedule(quick_book):
         # within the tolerance over the steps a float32 run can follow; beyond them the record says
         assert max(r["parity"]["rel_dev"][:decided]) <= params.LENET_TOL
         assert r["parity"]["passed"] is (r["parity"]["max_rel_dev"] <= params.LENET_TOL)
-    sentence = race.sentence(race.runs(df))
+    sentence = race.runs_sentence(race.runs(df))
     assert ("did not reach 99%" in sentence and "Quick mode" in sentence) if not runs[0]["extra"]["reached"] \
         else "reached 99%" in sentence
 
@@ -173,12 +173,12 @@ def test_race_sentence_says_what_the_runs_did():
     runs = pd.DataFrame({"seed": [0, 1, 2], "reached": [True, True, False], "s to target": [10.0, 12.0, np.nan],
                          "epochs to target": [1.5, 1.75, np.nan], "final accuracy (%)": [99.0, 99.1, 98.9],
                          "quick": [False] * 3})
-    assert race.sentence(runs) == ("2 of 3 seeds reached 99% test accuracy, after a median of 11.0 s of "
+    assert race.runs_sentence(runs) == ("2 of 3 seeds reached 99% test accuracy, after a median of 11.0 s of "
                                    "training (range 10.0–12.0 s) and 1.62 epochs.")
     none = runs.assign(reached=False, quick=True)
-    assert "none reached 99%" in race.sentence(none) and "98.90–99.10%" in race.sentence(none)
-    assert "Quick mode" in race.sentence(none)
-    assert race.sentence(runs.iloc[:0]) == "No race was run."
+    assert "none reached 99%" in race.runs_sentence(none) and "98.90–99.10%" in race.runs_sentence(none)
+    assert "Quick mode" in race.runs_sentence(none)
+    assert race.runs_sentence(runs.iloc[:0]) == "No race was run."
 
 
 # ------------------------------------------------------------------ the input pipeline
