@@ -187,8 +187,8 @@ def test_loaders_feed_the_same_batches_in_the_same_order(quick_book):
     recs = quick_book.records("pytorch")
     feeds = [recs[("lenet_input", f)] for f in FEEDS]
     main = recs[("lenet", "nn_module")]
-    for r in feeds:
-        assert r["losses"] == feeds[0]["losses"], r["variant"]
+    for r in feeds:   # the same batches: the same losses, up to rounding that depends on memory layout
+        assert np.allclose(r["losses"], feeds[0]["losses"], rtol=1e-5, atol=0), r["variant"]
         assert r["extra"]["setting"] == main["extra"]["setting"]
         assert r["extra"]["seconds_per_step"] > 0 and r["timing"]["median_s"] > 0
     # the main run starts over the same batches with the same setting: the same first losses
@@ -265,18 +265,27 @@ def test_the_chapters_sentences_follow_the_numbers():
                 "jit_trace": rec("jit_trace", 6, dev=1e-2, one_off=[0.3]), "compile": rec("compile", 6.5, one_off=[4])}
     table = fw_torch.settings_table(settings.values(), 5)
     assert list(table["keeps parity"]) == [True, True, False, True] and table["speed vs default"][1] == 0.5
+    assert "another run may choose" in fw_torch.tuning_text({"eager": rec("eager", 7), "channels_last": rec("channels_last", 6.9)},
+                                                            "channels_last", 5, {})
     text = fw_torch.tuning_text(settings, "compile", 5, {})
     assert text.startswith("On this run `compile`") and "`jit_trace` would have been faster" in text
     assert "pays back after about 8,000 steps" in text and "deprecated" in text
     text = fw_torch.tuning_text({"eager": rec("eager", 7)}, "eager", 5, dict(fw_torch.QUICK_LEAVES_OUT))
     assert text.startswith("No setting was faster") and "`compile` was not measured" in text
     feeding = pipeline.compare(0.0070, {"dataloader_0": 0.0090, "dataloader_2": 0.0060}, 0.00004)
-    text = fw_torch.feeding_text(feeding, 2)
+    text = fw_torch.feeding_text(feeding, {"numpy": 20.0, "dataloader_2": 90.0}, 2)
     assert "1.29 times NumPy's: slower" in text and "0.86 times NumPy's: faster" in text and "paid off" in text
-    assert "no loader paid off" not in text
+    assert "no loader paid off" not in text and "took 90 ms against 20 ms" in text
+    text = fw_torch.feeding_text(pipeline.compare(0.0070, {"dataloader_0": 0.0090}, 0.00004), {}, 2)
+    assert "no loader paid off" in text and "2 threads busy" in text
     same = {k: 5.0 for k in synthetic.KINDS}
     effect = synthetic.compare(same, same, {k: 0.0 for k in synthetic.KINDS})
     assert "no stream moved the step time" in fw_torch.data_text(effect, 20)
+    # a difference without denormals is not put down to them; few steps are said to be noisy
+    effect = synthetic.compare({**same, "random_labels": 6.0}, same, {k: 0.0 for k in synthetic.KINDS})
+    assert not effect["random_labels"]["flush_explains"]
+    text = fw_torch.data_text(effect, 20)
+    assert "do not explain" in text and "No denormal number appeared" in text and "noisy" in text
     effect = synthetic.compare({**same, "one_batch": 8.0, "random_normal": 8.0}, {**same, "random_normal": 8.0},
                                {**{k: 0.0 for k in synthetic.KINDS}, "one_batch": 0.2})
     text = fw_torch.data_text(effect, 300)

@@ -179,6 +179,7 @@ CPU_SETTINGS = {
     "compile": "torch.compile: forward and backward captured and compiled to C++ by Inductor",
 }
 DEFAULT_SETTING = "eager"
+CLOSE = 0.05              # a tuned setting less than 5% faster than the default: within noise
 # Left out of quick mode: a cold compilation alone takes longer than a quick chapter may.
 QUICK_LEAVES_OUT = {"compile": "quick mode leaves it out, because its cold compilation alone "
                                "takes longer than the whole quick chapter may (the full build "
@@ -306,6 +307,10 @@ def tuning_text(settings: dict, tuned: str, steps: int, not_run: dict) -> str:
     else:
         text = (f"On this run `{tuned}` ({CPU_SETTINGS[tuned]}) was the fastest setting that "
                 f"kept parity, and the main run below uses it.")
+    if tuned != DEFAULT_SETTING and ms[DEFAULT_SETTING] / ms[tuned] < 1 + CLOSE:
+        text += (f" It was less than {100 * CLOSE:.0f}% faster, a margin that step times on a busy "
+                 f"machine can cross from one run to the next, so another run may choose "
+                 f"differently.")
     lost = [n for n, r in settings.items() if ms[n] < ms[tuned] and not tuning.qualifies(r, steps)]
     if lost:
         text += " " + " and ".join(f"`{n}`" for n in lost) + (
@@ -356,28 +361,36 @@ def activations_and_gradients(net, images, labels) -> list:
     return arrays
 
 
-def feeding_text(feeding: dict, threads: int) -> str:
-    """What :func:`rosetta.core.pipeline.compare`'s result says about PyTorch's ``DataLoader``."""
+def feeding_text(feeding: dict, first_ms: dict, threads: int) -> str:
+    """What :func:`rosetta.core.pipeline.compare`'s result (median steps, feeding included) says
+    about PyTorch's ``DataLoader``; ``first_ms`` is each feed's first step, where workers start."""
     names = {"dataloader_0": "without workers", "dataloader_2": "with two workers"}
     numpy_ms, share = 1e3 * feeding["numpy_s"], feeding["prepare_share"]
-    text = (f"Fed NumPy batches, a step took {numpy_ms:.2f} ms on this run, feeding included; "
-            f"gathering a batch with NumPy took {1e6 * feeding['prepare_s']:.0f} µs of it "
-            f"({100 * share:.1f}%), which is the most a loader could hide. ")
+    text = (f"Fed NumPy batches, the median step took {numpy_ms:.2f} ms on this run, feeding "
+            f"included; gathering a batch with NumPy took {1e6 * feeding['prepare_s']:.0f} µs of "
+            f"it ({100 * share:.1f}%), which is the most a loader could hide. ")
     parts = []
     for name, r in feeding["loaders"].items():
         how = {"helps": "faster", "costs": "slower", "no difference": "about as fast"}[r["verdict"]]
-        parts.append(f"the `DataLoader` {names.get(name, name)} took {1e3 * r['s']:.2f} ms "
+        parts.append(f"the `DataLoader` {names.get(name, name)} {1e3 * r['s']:.2f} ms "
                      f"({r['ratio']:.2f} times NumPy's: {how})")
     text += "Over the same batches, " + "; ".join(parts) + "."
-    verdicts = {r["verdict"] for r in feeding["loaders"].values()}
-    if verdicts == {"helps"} or "helps" in verdicts:
+    if "dataloader_2" in first_ms and "numpy" in first_ms:
+        text += (f" Its first step, which starts the two workers, took "
+                 f"{first_ms['dataloader_2']:.0f} ms against {first_ms['numpy']:.0f} ms with "
+                 f"NumPy batches, and a `DataLoader` starts its workers again every epoch unless "
+                 f"told to keep them (`persistent_workers=True`).")
+    if any(r["verdict"] == "helps" for r in feeding["loaders"].values()):
         text += " A loader paid off on this machine."
     else:
-        text += (f" On this machine no loader paid off: there was little to hide, and the "
-                 f"step already keeps its {threads} threads busy, so worker processes compete "
-                 f"with it for the cores while a `DataLoader` without workers adds its own "
-                 f"per-image indexing and collating to each step.")
+        text += (f" On this machine no loader paid off: there was little to hide, and the step "
+                 f"already keeps its {threads} threads busy, so worker processes compete with it "
+                 f"for the cores, while a `DataLoader` without workers adds its own per-image "
+                 f"indexing and collating to each step.")
     return text
+
+
+NOISY_STEPS = 100     # fewer timed steps than this: a median step that may not repeat
 
 
 def data_text(effect: dict, steps: int) -> str:
@@ -403,10 +416,15 @@ def data_text(effect: dict, steps: int) -> str:
                        "flushed: denormal numbers do not explain that difference. ")
     most = max(effect, key=lambda k: effect[k]["subnormal"])
     text += (f"The largest share of denormal numbers among one step's activations and gradients "
-             f"was {effect[most]['subnormal']:.1e}, with {name[most]}. A benchmark that timed "
-             + " or ".join(name[k] for k in differ) + " instead of the real batches would have "
-             "measured a different step on this machine.")
-    return text
+             f"was {effect[most]['subnormal']:.1e}, with {name[most]}. " if effect[most]["subnormal"]
+             else "No denormal number appeared among one step's activations and gradients in any "
+                  "stream. ")
+    if steps < NOISY_STEPS:
+        return text + (f"Over only {steps} steps a stream's median is noisy, and differences of "
+                       f"this size may not repeat; the full build times more steps.")
+    return text + ("A benchmark that timed " + " or ".join(name[k] for k in differ)
+                   + " instead of the real batches would have measured a different step on this "
+                   "machine.")
 
 
 def _upper(sentence: str) -> str:
