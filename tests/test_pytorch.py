@@ -15,7 +15,7 @@ from conftest import ROOT, check_float64_record
 QUICK_SETTINGS = ("eager", "channels_last", "flush_denormal", "onednn_off", "jit_trace")
 FEEDS = ("numpy", "dataloader_0", "dataloader_2")
 VARIANTS = ({("two_layer", "tensors"), ("two_layer", "autograd"), ("two_layer", "nn_module"), ("lenet", "nn_module"),
-             ("lenet", "float64")} | {("lenet", s) for s in QUICK_SETTINGS} | {("lenet_input", f) for f in FEEDS}
+             ("lenet", "float64")} | {("lenet", s) for s in QUICK_SETTINGS} | {("lenet", f"input_{f}") for f in FEEDS}
             | {("lenet_race", f"race_seed{s}") for s in schedule.seeds(True)}
             | {("lenet_data", k + f) for k in synthetic.KINDS for f in ("", "_flushed")})
 MAIN_RUNS = {("two_layer", "tensors"), ("two_layer", "autograd"), ("two_layer", "nn_module"), ("lenet", "nn_module")}
@@ -89,6 +89,7 @@ def test_main_run_uses_the_fastest_setting_that_keeps_parity(quick_book):
     steps = min(len(x_train) // cfg.batch_size, 300)
     for r in settings:
         assert len(r["losses"]) == r["extra"]["steps"] == steps and r["parity"]["gates"] is False
+        assert r["extra"]["speed_setting"] == r["variant"]      # not a main run for the comparison
         assert r["parity"]["steps"] == params.PARITY_STEPS
     # the settings that keep what the step computes stay within rounding of the default
     eager = recs[("lenet", "eager")]
@@ -99,7 +100,7 @@ def test_main_run_uses_the_fastest_setting_that_keeps_parity(quick_book):
     summary = main["extra"]["tuning"]
     assert summary == tuning.summary(eager, chosen)
     assert summary["default"] == "eager" and summary["tuned"] == main["extra"]["setting"] == chosen["variant"]
-    assert summary["speedup"] >= 1
+    assert summary["speedup"] >= 1 and "speed_setting" not in main["extra"]
     assert recs[("lenet", "jit_trace")]["one_off"][0]["kind"] == "trace"
     if chosen["variant"] == "jit_trace":
         assert main["one_off"][0]["kind"] == "trace"
@@ -185,11 +186,11 @@ def test_race_sentence_says_what_the_runs_did():
 
 def test_loaders_feed_the_same_batches_in_the_same_order(quick_book):
     recs = quick_book.records("pytorch")
-    feeds = [recs[("lenet_input", f)] for f in FEEDS]
+    feeds = [recs[("lenet", f"input_{f}")] for f in FEEDS]
     main = recs[("lenet", "nn_module")]
     for r in feeds:   # the same batches: the same losses, up to rounding that depends on memory layout
         assert np.allclose(r["losses"], feeds[0]["losses"], rtol=1e-5, atol=0), r["variant"]
-        assert r["extra"]["setting"] == main["extra"]["setting"]
+        assert r["extra"]["setting"] == main["extra"]["setting"] and r["extra"]["speed_setting"] == r["variant"]
         assert r["extra"]["seconds_per_step"] > 0 and r["timing"]["median_s"] > 0
     # the main run starts over the same batches with the same setting: the same first losses
     n = len(feeds[0]["losses"])
