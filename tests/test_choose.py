@@ -22,7 +22,8 @@ def measured(tmp_path):
 @pytest.fixture
 def book(tmp_path):
     """FIXTURE: LeNet main runs; a retired framework fastest, two maintained ones level, and a
-    float64 run and a speed-switch run that would win if they counted."""
+    float64 run and a speed-switch run that would win if they counted; Keras on TensorFlow level
+    with both, which is not one of the frameworks to choose from."""
     fixture_record(folder(tmp_path, "mxnet"), "mxnet", median=0.010, rss=300)
     fixture_record(folder(tmp_path, "pytorch"), "pytorch", median=0.020, iqr=0.004, rss=150)
     fixture_record(folder(tmp_path, "tensorflow"), "tensorflow", median=0.021, iqr=0.004, rss=120)
@@ -31,6 +32,7 @@ def book(tmp_path):
                    dtype="float64")
     fixture_record(folder(tmp_path, "tensorflow"), "tensorflow", variant="xla", median=0.002, rss=6,
                    speed_setting="xla")
+    fixture_record(folder(tmp_path, "appendix_keras"), "keras-tensorflow", median=0.0205, iqr=0.004)
     return measured(tmp_path)
 
 
@@ -55,7 +57,8 @@ def test_advice_follows_the_table(book):
     assert "Maintained: PyTorch, TensorFlow, JAX and PyTensor. Retired: MXNet and Theano" in said
     assert "PyTorch and TensorFlow trained LeNet equally fast" in said
     assert "The retired MXNet trained it faster still." in said
-    assert "TensorFlow took the least memory for it (120 MiB" in said
+    assert "TensorFlow took the least memory for it (120 MiB more resident memory). " \
+        "JAX and PyTensor have none to compare." in said
     assert "Beyond NVIDIA's GPUs: PyTorch and JAX." in said
     assert "On Colab, PyTorch, TensorFlow, JAX and PyTensor run as they are" in said
 
@@ -65,7 +68,13 @@ def test_advice_names_a_single_fastest_and_says_when_nothing_ran(tmp_path):
     fixture_record(folder(tmp_path, "tensorflow"), "tensorflow", median=0.040, rss=120)
     said = " ".join(choose.advice(choose.table(*measured(tmp_path), {})))
     assert "PyTorch trained LeNet fastest on this build's CPU (20 ms a step)." in said
+    assert "JAX and PyTensor have none to compare." in said
     assert "faster still" not in said and "On Colab" not in said
+    fixture_record(folder(tmp_path, "jax"), "jax", median=0.030, rss=100)
+    only = verdicts.comparable_runs(load(tmp_path))[0]
+    only = only[only["framework"] == "jax"]
+    said = " ".join(choose.advice(choose.table(compare.speed_table(only), compare.memory_table(only), {})))
+    assert "only JAX has a comparable LeNet run on this build's CPU: 30 ms a step, 100 MiB" in said
     empty = compare.speed_table(pd.DataFrame()), compare.memory_table(pd.DataFrame())
     said = " ".join(choose.advice(choose.table(*empty, COLAB)))
     assert "No maintained framework has a comparable LeNet run on the CPU in this build." in said

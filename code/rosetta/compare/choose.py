@@ -61,10 +61,12 @@ def table(speed, memory, colab: dict) -> pd.DataFrame:
     book's Colab copy of its chapter runs (``colab``: framework -> mode of
     ``rosetta.book.notebooks.colab_setting``), and, from this build's comparable runs on the
     CPU (``speed`` and ``memory``: tables.speed_table and tables.memory_table of those runs),
-    LeNet's fastest median step, its place in the ranking (frameworks level within their
-    spread share a place, named in ``level with``), and its smallest memory increase."""
+    LeNet's fastest median step, its place in the ranking of these frameworks (those level
+    within their spread share a place, named in ``level with``), and its smallest memory
+    increase."""
     _check(speed, memory, colab)
-    best = tables.fastest(speed, "LeNet", "cpu")
+    ours = [tables.NAMES[f] for f in FACTS]
+    best = tables.fastest(speed[speed["framework"].isin(ours)] if len(speed) else speed, "LeNet", "cpu")
     place = {name: i + 1 for i, tier in enumerate(best["tiers"]) for name in tier}
     peers = {name: [n for n in tier if n != name] for tier in best["tiers"] for name in tier}
     rows = []
@@ -103,8 +105,15 @@ def advice(choice: pd.DataFrame) -> list:
            "how they work, but no release will fix a bug or support a new GPU or Python."
            if len(retired) else f"Every framework here is maintained: {_frameworks(alive)}."]
     timed = alive.dropna(subset=["LeNet step (ms)"])
+    untimed = alive[alive["LeNet step (ms)"].isna()]
     if timed.empty:
         out.append("No maintained framework has a comparable LeNet run on the CPU in this build.")
+    elif len(timed) == 1:
+        r = timed.iloc[0]
+        memory = "" if pd.isna(r["LeNet memory (MiB)"]) else \
+            f", {r['LeNet memory (MiB)']:.0f} MiB more resident memory"
+        out.append(f"Of the maintained frameworks, only {r['framework']} has a comparable LeNet run on "
+                   f"this build's CPU: {r['LeNet step (ms)']:.3g} ms a step{memory}.")
     else:
         top = timed[timed["speed rank"] == timed["speed rank"].min()]
         faster = retired[retired["speed rank"] < top["speed rank"].min()]
@@ -122,6 +131,8 @@ def advice(choice: pd.DataFrame) -> list:
             r = frugal.iloc[0]
             out.append(f"{r['framework']} took the least memory for it "
                        f"({r['LeNet memory (MiB)']:.0f} MiB more resident memory).")
+    if len(timed) and len(untimed):
+        out[-1] += f" {_frameworks(untimed)} {'has' if len(untimed) == 1 else 'have'} none to compare."
     wide = [r["framework"] for _, r in alive.iterrows()
             if FACTS[_key(r["framework"])].gpus and FACTS[_key(r["framework"])].gpus != ("NVIDIA",)]
     if wide:
