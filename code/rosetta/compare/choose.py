@@ -21,8 +21,8 @@ class Facts:
 
 
 FACTS = {
-    "pytorch": Facts(True, "", ("NVIDIA", "AMD", "Intel", "Apple"),
-                     "CUDA, ROCm, XPU and MPS builds", "https://pytorch.org/get-started/locally/"),
+    "pytorch": Facts(True, "", ("NVIDIA", "AMD", "Apple"), "CUDA and ROCm builds; MPS on macOS",
+                     "https://pytorch.org/get-started/locally/"),
     "tensorflow": Facts(True, "", ("NVIDIA",), "CUDA, on Linux and WSL2",
                         "https://www.tensorflow.org/install/pip"),
     "jax": Facts(True, "", ("NVIDIA", "Google TPU", "AMD"), "CUDA and TPU; ROCm builds by AMD",
@@ -30,7 +30,7 @@ FACTS = {
     "pytensor": Facts(True, "", (), "none of its own: a graph can be compiled to JAX or PyTorch, "
                       "which run on GPUs", "https://pytensor.readthedocs.io/"),
     "mxnet": Facts(False, "1.9.1 (May 2022); the project moved to the Apache Attic in 2023",
-                   ("NVIDIA",), "CUDA up to compute capability 8.6 (its last CUDA build, mxnet-cu117)",
+                   ("NVIDIA",), "CUDA 11.7 at most: its last CUDA build is mxnet-cu117",
                    "https://attic.apache.org/projects/mxnet.html"),
     "theano": Facts(False, "Theano 1.0.5 (July 2020); its fork Theano-PyMC, which the book runs, "
                     "ended at 1.1.2 and went on as Aesara, then PyTensor",
