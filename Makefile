@@ -50,7 +50,7 @@ skip-%:
 SUBMAKE = $(MAKE)
 try-%:
 	@mkdir -p .envs && rm -f .envs/$*.skipped; \
-	if $(SUBMAKE) -q $(ENV_$*) 2>/dev/null; then exit 0; fi; \
+	if $(SUBMAKE) --no-print-directory -q $(ENV_$*) 2>/dev/null; then exit 0; fi; \
 	{ $(SUBMAKE) --no-print-directory $(ENV_$*) 2>&1; echo $$? > .envs/$*.status; } | tee .envs/$*.log; \
 	if [ "$$(cat .envs/$*.status)" = 0 ]; then rm -f .envs/$*.status .envs/$*.log; exit 0; fi; \
 	rm -rf .envs/$* .envs/$*.status; \
