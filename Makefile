@@ -35,7 +35,7 @@ book: env
 	$(BIN)/rosetta-build $(if $(QUICK),--quick) $(if $(FORCE),--force) $(if $(STRICT),--strict)
 
 test: env
-	ROSETTA_FORCE=$(FORCE) ROSETTA_STRICT=$(STRICT) $(BIN)/python -m pytest tests
+	ROSETTA_FORCE=$(FORCE) ROSETTA_STRICT=$(STRICT) $(BIN)/python -m pytest tests --durations=15
 
 SKIPPED_SAY = $(if $(STRICT),, (its chapter is skipped; STRICT=1 makes this an error))
 

@@ -20,7 +20,7 @@ from rosetta.core import files, paths
 SCHEMA = 2   # 2: ``parity.gates`` and the typed ``one_off`` costs
 # lenet_dp: LeNet trained data-parallel (scaling chapter); recurrence: the control-flow loop of every
 # framework chapter; matmul: the machine's float32 matrix-multiply rate (no losses), the yardstick
-MODELS = ("two_layer", "lenet", "lenet_dp", "recurrence", "matmul")
+MODELS = ("two_layer", "lenet", "lenet_dp", "lenet_race", "recurrence", "matmul")
 REQUIRED = ("schema", "framework", "framework_version", "variant", "model", "device", "device_name",
             "threads", "params", "losses", "parity", "one_off", "timing", "memory", "python", "git_commit",
             "date")

@@ -125,22 +125,42 @@ def lenet_loss_and_grads(p, x, y):
     return loss, g
 
 
-def _lenet_training(params: dict, batches, lr: float, momentum: float):
-    """SGD-momentum over ``batches``; yields (weights before the step, images, loss) at each step."""
+def _lenet_training(params: dict, batches, lr, momentum: float, form: str = "pytorch"):
+    """SGD-momentum over ``batches``; yields (weights before the step, images, loss) at each step.
+
+    ``lr`` is one rate for every step or a sequence with one rate per step; ``form`` is the
+    momentum form (:data:`rosetta.core.schedule.MOMENTUM_FORMS`), which matters only when the
+    rate changes.
+    """
+    from rosetta.core.schedule import check_form
+    check_form(form)
+    batches = list(batches)
+    lrs = np.broadcast_to(np.asarray(lr, np.float64), (len(batches),)) if np.ndim(lr) == 0 else \
+        np.asarray(lr, np.float64)
+    if len(lrs) < len(batches):
+        raise ValueError(f"{len(lrs)} learning rates for {len(batches)} steps")
     p = {k: np.asarray(v, np.float64).copy() for k, v in params.items()}
     vel = {k: np.zeros_like(v) for k, v in p.items()}
-    for xb, yb in batches:
+    for (xb, yb), rate in zip(batches, lrs):
         x = np.asarray(xb, np.float64)
         loss, g = lenet_loss_and_grads(p, x, np.asarray(yb))
         yield p, x, loss
         for k in p:
-            vel[k] = momentum * vel[k] + g[k]
-            p[k] -= lr * vel[k]
+            if form == "pytorch":
+                vel[k] = momentum * vel[k] + g[k]
+                p[k] -= rate * vel[k]
+            else:
+                vel[k] = momentum * vel[k] - rate * g[k]
+                p[k] += vel[k]
 
 
-def lenet_losses(params: dict, batches, lr: float, momentum: float) -> np.ndarray:
-    """Per-step losses of SGD-momentum over ``batches`` (an iterable of (x, y))."""
-    return np.array([loss for _, _, loss in _lenet_training(params, batches, lr, momentum)])
+def lenet_losses(params: dict, batches, lr, momentum: float, form: str = "pytorch") -> np.ndarray:
+    """Per-step losses of SGD-momentum over ``batches`` (an iterable of (x, y)).
+
+    ``lr`` and ``form`` as in the training loop: a rate per step (the race's schedule) and the
+    momentum form of the framework compared.
+    """
+    return np.array([loss for _, _, loss in _lenet_training(params, batches, lr, momentum, form)])
 
 
 def _pool_gap(a):
@@ -152,7 +172,7 @@ def _pool_gap(a):
     return float(gap.min()) if gap.size else float("inf")
 
 
-def lenet_margins(params: dict, batches, lr: float, momentum: float) -> dict:
+def lenet_margins(params: dict, batches, lr, momentum: float, form: str = "pytorch") -> dict:
     """How close the reference's decisions come to their thresholds, at each step of its training.
 
     A ReLU decides by the sign of its input and a max-pooling window by which element is largest;
@@ -162,7 +182,7 @@ def lenet_margins(params: dict, batches, lr: float, momentum: float) -> dict:
     values after each convolution (exact ties are decided the same way in every precision).
     """
     out = {"relu": [], "pool1": [], "pool2": []}
-    for p, x, _ in _lenet_training(params, batches, lr, momentum):
+    for p, x, _ in _lenet_training(params, batches, lr, momentum, form):
         a1, _ = conv_forward(x, p["conv1_w"], p["conv1_b"])
         p1, _ = pool_forward(a1)
         a2, _ = conv_forward(p1, p["conv2_w"], p["conv2_b"])
@@ -172,6 +192,23 @@ def lenet_margins(params: dict, batches, lr: float, momentum: float) -> dict:
         out["pool1"].append(_pool_gap(a1))
         out["pool2"].append(_pool_gap(a2))
     return {k: np.array(v) for k, v in out.items()}
+
+
+# A decision of the model (the sign of an fc1 ReLU input) closer than this to its threshold can go
+# either way in float32: the Theano chapter traces a float32 run's departure to one at 1e-7.
+FLOAT32_DECISION = 1e-6
+
+
+def decided_steps(relu_margins, steps: int) -> int:
+    """How many of the first ``steps`` steps two float32 runs of one program can be held equal over.
+
+    ``relu_margins`` is :func:`lenet_margins`'s ``relu`` row for the same batches. Up to the first
+    step whose decision lies within float32 rounding of its threshold (that step included, whose
+    loss comes before its update), runs that differ only in the order of their additions agree to
+    rounding; after it, one may take the other branch and drift away.
+    """
+    close = [i for i, m in enumerate(relu_margins[:steps]) if m < FLOAT32_DECISION]
+    return close[0] + 1 if close else steps
 
 
 def float64_remainder(losses, params: dict, batches, lr: float, momentum: float) -> dict:

@@ -86,3 +86,57 @@ def fit(step, evaluate, data, cfg, probe, what: str = "run") -> dict:
             accuracy.append(float(evaluate(x_test, y_test)))
     return {"losses": losses, "epoch_accuracy": accuracy, "epoch_end_train_s": seconds,
             "test_accuracy": accuracy[-1]}
+
+
+def race(step, evaluate, data, cfg, probe, rates, what: str = "race", target: float = None) -> dict:
+    """Train with a rate per step until test accuracy reaches ``target`` (the race to 99%).
+
+    ``step(xb, yb, lr) -> loss`` is the chapter's step taking this step's learning rate;
+    ``rates`` holds one rate per step of ``cfg.epochs`` epochs (:func:`rosetta.core.schedule.rates`).
+    Accuracy is measured every :func:`~rosetta.core.schedule.eval_every` steps and after the
+    last one, outside the timed steps, so the training seconds exclude evaluation. The run stops
+    at the first measurement at or above ``target``. Returns the losses, the rates applied, the
+    measurements (step, epochs, training seconds, accuracy) and, if reached, the training seconds
+    and epochs it took.
+    """
+    from rosetta.core import schedule
+    target = schedule.TARGET if target is None else float(target)
+    x_train, y_train, x_test, y_test = data
+    per_epoch = len(x_train) // cfg.batch_size
+    rates = np.asarray(rates, np.float64)
+    if len(rates) != per_epoch * cfg.epochs:
+        raise ValueError(f"{what}: {len(rates)} learning rates for {per_epoch * cfg.epochs} steps "
+                         f"({cfg.epochs} epochs of {per_epoch}); compute them with "
+                         f"schedule.rates({per_epoch}, {cfg.epochs})")
+    every = schedule.eval_every(per_epoch)
+    losses, evals, reached = [], [], None
+    with progress(len(rates), what) as bar:
+        for epoch in range(cfg.epochs):
+            for idx in weights.batch_indices(cfg.seed, epoch, len(x_train), cfg.batch_size):
+                t = len(losses)
+                with probe.step():
+                    loss = step(x_train[idx], y_train[idx], float(rates[t]))
+                losses.append(_finite(loss, t, what))
+                bar.update()
+                if (t + 1) % every == 0 or t + 1 == len(rates):
+                    evals.append({"step": t + 1, "epochs": (t + 1) / per_epoch,
+                                  "train_s": float(sum(probe.times)),
+                                  "accuracy": float(evaluate(x_test, y_test))})
+                    if evals[-1]["accuracy"] >= target:
+                        reached = evals[-1]
+                        break
+            if reached:
+                break
+    return {"losses": losses, "rates": rates[:len(losses)].tolist(), "evals": evals,
+            "target": target, "reached": reached is not None,
+            "time_to_target_s": reached["train_s"] if reached else None,
+            "epochs_to_target": reached["epochs"] if reached else None,
+            "test_accuracy": evals[-1]["accuracy"]}
+
+
+def race_extra(run: dict, seed: int, form: str, setting: str) -> dict:
+    """The ``extra`` fields of a race record (what :mod:`rosetta.compare` reads back)."""
+    from rosetta.core import schedule
+    return {"seed": int(seed), "momentum_form": schedule.check_form(form), "setting": str(setting),
+            **{k: run[k] for k in ("rates", "evals", "target", "reached", "time_to_target_s",
+                                    "epochs_to_target")}}

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from rosetta.distributed import launch
-from rosetta.core import files, params, weights
+from rosetta.core import files, params, reference, weights
 
 LENET_GRADIENT_FLOATS = 431_080     # = weights.lenet_parameter_count(): one float32 per parameter
 BENCH_SIZES = (1, LENET_GRADIENT_FLOATS)
@@ -58,21 +58,13 @@ def resolve_steps(steps, quick: bool) -> int:
     return min(steps, QUICK_STEPS) if quick else steps
 
 
-# A decision of the model (the sign of an fc1 ReLU input) closer than this to its threshold can go
-# either way in float32: the Theano chapter traces a float32 run's departure to one at 1e-7.
-FLOAT32_DECISION = 1e-6
+FLOAT32_DECISION = reference.FLOAT32_DECISION
 
 
 def equivalence_steps(relu_margins, steps: int = EQUIVALENCE_STEPS) -> int:
-    """How many first steps two float32 runs of one program can be held equal over.
-
-    ``relu_margins`` is :func:`rosetta.core.reference.lenet_margins`'s ``relu`` row for the same
-    batches. Up to the first step whose decision lies within float32 rounding of its threshold
-    (that step included, whose loss comes before its update), runs that differ only in the order of
-    their additions agree to rounding; after it, one may take the other branch and drift away.
-    """
-    close = [i for i, m in enumerate(relu_margins[:steps]) if m < FLOAT32_DECISION]
-    return close[0] + 1 if close else steps
+    """How many first steps two float32 runs of one program can be held equal over
+    (:func:`rosetta.core.reference.decided_steps` over the first ``steps``)."""
+    return reference.decided_steps(relu_margins, steps)
 
 
 def check_equivalent(losses, baseline, what: str, tol: float = EQUIVALENCE_TOL,

@@ -1,0 +1,151 @@
+"""The race to 99% and each framework's default against its tuned setting, from records.
+
+The framework chapters write one ``lenet_race`` record per seed (:func:`rosetta.core.training.race`)
+and give their main LeNet record an ``extra.tuning`` summary (:func:`rosetta.core.tuning.summary`);
+the functions here turn those into the comparison's tables.
+"""
+import numpy as np
+import pandas as pd
+
+from rosetta.compare import tables
+from rosetta.core import schedule
+
+RACE_COLUMNS = ["framework", "device", "setting", "momentum form", "seeds", "reached", "median s to target",
+                "min s", "max s", "median epochs", "final accuracy (%)", "quick"]
+TUNING_COLUMNS = ["framework", "device", "default", "tuned", "default ms/step", "tuned ms/step", "speed-up"]
+
+
+def load(build=None, committed=None, folders=None) -> pd.DataFrame:
+    """Every race record (model ``lenet_race``) with the framework's name; device and quick mode kept."""
+    return tables.load_model("lenet_race", build, committed, folders)
+
+
+def runs(race) -> pd.DataFrame:
+    """One row per race run: framework, seed, whether and when it reached the target."""
+    cols = ["framework", "device", "seed", "setting", "reached", "s to target", "epochs to target",
+            "steps", "final accuracy (%)", "quick"]
+    if race.empty:
+        return pd.DataFrame(columns=cols)
+    out = pd.DataFrame({
+        "framework": race["name"], "device": race["device"], "seed": race["extra.seed"].astype(int),
+        "setting": race["extra.setting"], "reached": race["extra.reached"].astype(bool),
+        "s to target": pd.to_numeric(race["extra.time_to_target_s"], errors="coerce"),
+        "epochs to target": pd.to_numeric(race["extra.epochs_to_target"], errors="coerce"),
+        "steps": race["losses"].map(len), "final accuracy (%)": 100 * race["test_accuracy"].astype(float),
+        "quick": race["params.quick"].astype(bool)})
+    return out[cols].sort_values(["framework", "device", "seed"]).reset_index(drop=True)
+
+
+def table(race) -> pd.DataFrame:
+    """Per framework and device: median time to the target over the seeds that reached it, its range,
+    how many of the seeds reached it."""
+    per_run = runs(race)
+    rows = []
+    for (name, device), part in per_run.groupby(["framework", "device"], sort=False):
+        hit = part[part["reached"]]
+        forms = race.loc[(race["name"] == name) & (race["device"] == device), "extra.momentum_form"]
+        rows.append({
+            "framework": name, "device": device,
+            "setting": ", ".join(sorted(set(part["setting"]))), "momentum form": ", ".join(sorted(set(forms))),
+            "seeds": len(part), "reached": f"{len(hit)} of {len(part)}",
+            "median s to target": hit["s to target"].median() if len(hit) else np.nan,
+            "min s": hit["s to target"].min() if len(hit) else np.nan,
+            "max s": hit["s to target"].max() if len(hit) else np.nan,
+            "median epochs": hit["epochs to target"].median() if len(hit) else np.nan,
+            "final accuracy (%)": f"{part['final accuracy (%)'].min():.2f}-{part['final accuracy (%)'].max():.2f}"
+            if len(part) > 1 else f"{part['final accuracy (%)'].iloc[0]:.2f}",
+            "quick": bool(part["quick"].any())})
+    return pd.DataFrame(rows, columns=RACE_COLUMNS)
+
+
+def schedule_check(race) -> dict:
+    """Whether every race record applied the schedule's rate at every step it ran.
+
+    Each record's rates are compared with :func:`rosetta.core.schedule.rates` for its own training
+    setting (steps per epoch and epochs); returns the largest relative difference and the records
+    that differ (a framework that rounds the rate to float32 differs by about 6e-8).
+    """
+    worst, off = 0.0, []
+    for _, r in race.iterrows():
+        per_epoch = int(r["params.train_subset"]) // int(r["params.batch_size"])
+        want = schedule.rates(per_epoch, int(r["params.epochs"]))
+        got = np.asarray(r["extra.rates"], np.float64)
+        if len(got) > len(want):
+            off.append(f"{r['name']} seed {r['extra.seed']}: {len(got)} rates for {len(want)} steps")
+            continue
+        dev = float(np.max(np.abs(got - want[:len(got)]) / want[:len(got)])) if len(got) else 0.0
+        worst = max(worst, dev)
+        if dev > 1e-7:
+            off.append(f"{r['name']} seed {r['extra.seed']}: rate off by {dev:.1e}")
+    return {"max_rel_diff": worst, "records": int(len(race)), "off": off, "same": not off}
+
+
+def tuning(df) -> pd.DataFrame:
+    """Per framework: its default and tuned LeNet settings, their median step and the speed-up,
+    from the ``extra.tuning`` summary of the chapter's main LeNet record."""
+    if df.empty or "extra.tuning" not in df:
+        return pd.DataFrame(columns=TUNING_COLUMNS)
+    part = df[(df["model"] == "lenet") & df["extra.tuning"].map(lambda v: isinstance(v, dict))]
+    rows = [{"framework": r["name"], "device": r["device"],
+             "default": r["extra.tuning"]["default"], "tuned": r["extra.tuning"]["tuned"],
+             "default ms/step": r["extra.tuning"]["default_ms"], "tuned ms/step": r["extra.tuning"]["tuned_ms"],
+             "speed-up": r["extra.tuning"]["speedup"]} for _, r in part.iterrows()]
+    return pd.DataFrame(rows, columns=TUNING_COLUMNS)
+
+
+def chart_rows(race_table, tuning_table):
+    """The two tables in the long form :func:`rosetta.compare.charts.bars` draws (model "LeNet")."""
+    race_rows = pd.DataFrame({
+        "framework": race_table["framework"], "device": race_table["device"], "model": "LeNet",
+        "label": race_table["framework"] + " (" + race_table["reached"] + ")",
+        "median s": race_table["median s to target"], "min s": race_table["min s"],
+        "max s": race_table["max s"]}) if len(race_table) else pd.DataFrame(
+        columns=["framework", "device", "model", "label", "median s", "min s", "max s"])
+    tuned = []
+    for _, r in tuning_table.iterrows():
+        for which in ("default", "tuned"):
+            tuned.append({"framework": r["framework"], "device": r["device"], "model": "LeNet",
+                          "label": f"{r['framework']} {which}: {r[which]}", "ms/step": r[f"{which} ms/step"]})
+    return race_rows, pd.DataFrame(tuned, columns=["framework", "device", "model", "label", "ms/step"])
+
+
+def race_sentence(race_table, target: float = schedule.TARGET) -> str:
+    """What the race says, in words: who reached the target, the fastest median and whether the
+    ranges of the first two overlap (then they are level)."""
+    pct = f"{100 * target:.0f}%"
+    if race_table.empty:
+        return f"No framework chapter recorded a race to {pct} in this build."
+    part = race_table.dropna(subset=["median s to target"]).sort_values("median s to target")
+    if part.empty:
+        why = (" In quick mode the race trains one epoch on a small subset, which cannot reach it; "
+               "the full build's races can." if race_table["quick"].any() else "")
+        return f"No framework reached {pct} test accuracy within the race's epochs.{why}"
+    first = part.iloc[0]
+    text = (f"{first['framework']} reached {pct} first: a median of {first['median s to target']:.1f} s of "
+            f"training over {first['reached']} seeds (range {first['min s']:.1f}-{first['max s']:.1f} s, "
+            f"{first['median epochs']:.2f} epochs).")
+    if len(part) > 1:
+        second = part.iloc[1]
+        overlap = second["min s"] <= first["max s"]
+        text += (f" {second['framework']} follows with {second['median s to target']:.1f} s"
+                 + (", inside the first one's range: the two are level." if overlap else "."))
+    never = race_table[race_table["median s to target"].isna()]
+    if len(never):
+        text += f" {tables.words(never['framework'])} did not reach it in any seed."
+    return text
+
+
+def tuning_sentence(tuning_table, within: float = 1.5) -> str:
+    """Default against tuned in words, and which tuned frameworks are within ``within`` times the fastest."""
+    if tuning_table.empty:
+        return "No framework chapter recorded its default and tuned settings in this build."
+    part = tuning_table.sort_values("tuned ms/step")
+    best = part.iloc[0]
+    gains = "; ".join(f"{r['framework']} {r['speed-up']:.2f}x ({r['default']} to {r['tuned']})"
+                      for _, r in tuning_table.iterrows())
+    far = part[part["tuned ms/step"] > within * best["tuned ms/step"]]
+    return (f"Tuning made each framework's LeNet step faster by: {gains}. Tuned, {best['framework']} is "
+            f"the fastest ({best['tuned ms/step']:.2f} ms); "
+            + ("every other framework is within " f"{within:g} times that." if far.empty else
+               f"{tables.words(far['framework'])} {'is' if len(far) == 1 else 'are'} more than {within:g} "
+               "times slower."))
