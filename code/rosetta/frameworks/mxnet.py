@@ -63,7 +63,7 @@ def load_cuda_wheels() -> list:
 # waiting thread spin 100 times instead of 300,000 before it sleeps: every operator then waits for
 # its threads to wake up (twice the LeNet step on an idle 2-core machine). Copies stay serial here,
 # so that a process that has copied a LeNet weight matrix runs like one that has not.
-PARALLEL_COPY = {"MXNET_CPU_PARALLEL_SIZE": str(2 ** 40)}
+PARALLEL_COPY = {"MXNET_CPU_PARALLEL_SIZE": str(2 ** 31 - 1)}    # an int in MXNet
 for _key, _value in PARALLEL_COPY.items():
     os.environ.setdefault(_key, _value)
 compat.numpy_aliases()
