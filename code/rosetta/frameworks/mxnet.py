@@ -142,7 +142,7 @@ def setup(threads: int) -> dict:
     mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
     return {"omp_threads": threads, "busy_threads": busy_threads(), "engine": engine_type(),
             "cpu_workers": int(os.environ.get("MXNET_CPU_WORKER_NTHREADS", "0") or 0) or None,
-            "onednn": onednn()}
+            "onednn": onednn(), "parallel_copy_size": os.environ.get("MXNET_CPU_PARALLEL_SIZE")}
 
 
 def features() -> dict:
