@@ -77,7 +77,8 @@ def race_records(quick_book):
 def test_every_variant_has_a_record(mx_records):
     expected = ({("two_layer", v) for v in TWO_LAYER} | {("lenet", v) for v in LENET}
                 | {("lenet", v) for v in SPEED} | {("lenet", v) for v in PIPELINE}
-                | {("lenet", "float64")})
+                | {("lenet", "float64")}
+                | {("lenet_race", f"race_seed{s}") for s in schedule.seeds(True)})
     assert set(mx_records) == expected
 
 
