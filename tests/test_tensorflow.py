@@ -16,12 +16,15 @@ import pytest
 import chapter_code
 from conftest import check_float64_record, check_lenet_record
 
-from rosetta.core import params, records, reference, training, weights
+from rosetta.compare import race as compare_race
+from rosetta.core import params, records, reference, schedule, training, tuning, weights
 
 CHAPTER = "tensorflow"
 TWO_LAYER = ("graph_session", "eager", "function", "keras_fit")
-LENET = ("custom_loop", "train_on_batch", "xla", "channels_first")
-TUNED = ("xla", "channels_first")
+LENET = ("tuned", "custom_loop", "train_on_batch", "xla", "channels_first")
+SETTINGS = ("train_on_batch", "custom_loop", "xla", "channels_first")   # the default first
+DEFAULT = "train_on_batch"
+PIPELINES = ("input_numpy", "input_tf_data")
 NOISE = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "I0000 ", "W0000 ", "E0000 ",
          "WARNING:tensorflow", "WARNING:absl", "computation placer", "XLA service")
 
@@ -34,7 +37,7 @@ def tf_records(quick_book):
 @pytest.fixture(scope="module")
 def lenet_reference(tf_records):
     """The reference's first LeNet losses for the chapter's parameters, computed here."""
-    cfg = params.resolve(**tf_records[("lenet", "custom_loop")]["params"])
+    cfg = params.resolve(**tf_records[("lenet", "tuned")]["params"])
     x_train, y_train, _, _ = training.mnist_data(cfg)
     batches = training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS)
     return reference.lenet_losses(weights.lenet(cfg.seed), batches, params.LENET_LR, params.LENET_MOMENTUM)
@@ -50,7 +53,9 @@ def channels_first_trains(tf_records):
 
 def test_every_variant_has_a_record(tf_records):
     lenet = [v for v in LENET if v != "channels_first" or channels_first_trains(tf_records)]
-    expected = {("two_layer", v) for v in TWO_LAYER} | {("lenet", v) for v in lenet} | {("lenet", "float64")}
+    expected = ({("two_layer", v) for v in TWO_LAYER} | {("lenet", v) for v in lenet} | {("lenet", "float64")}
+                | {("lenet", v) for v in PIPELINES}
+                | {("lenet_race", f"race_seed{s}") for s in schedule.seeds(quick=True)})
     assert set(tf_records) == expected
 
 
@@ -101,17 +106,21 @@ def test_lenet_follows_the_reference_and_learns(tf_records, lenet_reference, var
 
 
 def test_lenet_variants_record_how_they_ran(tf_records):
-    main = tf_records[("lenet", "custom_loop")]
-    assert main["extra"]["traces"] == 1, "the custom loop's step should be traced once"
-    assert [(c["kind"], c["seconds"] > 0) for c in main["one_off"]] == [("trace", True)]
-    assert main["extra"]["jit_compile"] is False
+    loop = tf_records[("lenet", "custom_loop")]
+    assert loop["extra"]["traces"] == 1, "the custom loop's step should be traced once"
+    assert [(c["kind"], c["seconds"] > 0) for c in loop["one_off"]] == [("trace", True)]
+    assert loop["extra"]["jit_compile"] is False
     assert tf_records[("lenet", "xla")]["extra"]["jit_compile"] is True
     if channels_first_trains(tf_records):
         assert tf_records[("lenet", "channels_first")]["extra"]["data_format"] == "channels_first"
-    assert tf_records[("lenet", "train_on_batch")]["extra"]["jit_compile"] == (main["device"] == "cuda")
-    for variant in TUNED:  # one epoch at most, and their records say so
-        if (("lenet", variant)) in tf_records:
-            assert tf_records[("lenet", variant)]["params"]["epochs"] == 1
+    assert tf_records[("lenet", "train_on_batch")]["extra"]["jit_compile"] == (loop["device"] == "cuda")
+    for variant in SETTINGS + PIPELINES:  # one epoch at most, speed switches, and their records say so
+        if ("lenet", variant) in tf_records:
+            rec = tf_records[("lenet", variant)]
+            assert rec["params"]["epochs"] == 1 and rec["extra"]["speed_setting"] == variant
+    main = tf_records[("lenet", "tuned")]
+    assert "speed_setting" not in main["extra"], "the main run is no speed switch"
+    assert main["params"]["epochs"] == params.resolve(quick=True).epochs
     fn = tf_records[("two_layer", "function")]
     assert fn["extra"]["traces"] == 1 and fn["one_off"][0]["kind"] == "trace" and fn["one_off"][0]["seconds"] > 0
 
@@ -205,3 +214,98 @@ def test_float64_run_differs_only_by_float32_hyperparameters(tf_records, lenet_r
     """Keras rounds the learning rate and momentum to float32 even for float64 weights: against a
     reference with both rounded so, the float64 run agrees to rounding (measured 3e-16 and 4e-16)."""
     check_float64_record(tf_records[("lenet", "float64")], lenet_reference, float32_hyperparameters=True)
+
+
+# ------------------------------------------------ default and tuned, the race, the input pipeline
+
+@pytest.fixture(scope="module")
+def decided(tf_records):
+    """Steps before the reference's first float32 near-tie, for the chapter's batches (computed here)."""
+    cfg = params.resolve(**tf_records[("lenet", "tuned")]["params"])
+    x_train, y_train, _, _ = training.mnist_data(cfg)
+    batches = training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS)
+    margins = reference.lenet_margins(weights.lenet(cfg.seed), batches, params.LENET_LR, params.LENET_MOMENTUM)
+    return reference.decided_steps(margins["relu"], params.PARITY_STEPS)
+
+
+def test_main_run_uses_the_fastest_setting_that_keeps_parity(tf_records, decided):
+    settings = [tf_records[("lenet", v)] for v in SETTINGS if ("lenet", v) in tf_records]
+    best = tuning.choose(settings, decided)
+    main = tf_records[("lenet", "tuned")]
+    assert main["extra"]["tuning"] == pytest.approx(tuning.summary(tf_records[("lenet", DEFAULT)], best))
+    assert main["extra"]["setting"] == main["extra"]["tuning"]["tuned"] == best["variant"]
+    assert all(best["timing"]["median_s"] <= r["timing"]["median_s"] for r in settings
+               if tuning.qualifies(r, decided))
+    # the main run ran that setting: same compiler and layout as its one-epoch run
+    for key in ("jit_compile", "data_format"):
+        assert main["extra"][key] == best["extra"][key]
+    # from the same weights over the same batches, the main run's first epoch is the setting's run
+    steps = len(best["losses"])
+    assert reference.max_rel_dev(main["losses"][:steps], best["losses"]) <= 1e-6
+
+
+@pytest.fixture(scope="module")
+def races(quick_book, tf_records):
+    folder = {p.parent for p in quick_book.chapter(CHAPTER).records}
+    assert len(folder) == 1
+    return compare_race.load(folders=list(folder))
+
+
+def test_race_has_a_record_per_seed_with_the_schedule_applied(tf_records, races):
+    seeds = schedule.seeds(quick=True)
+    assert sorted(races["extra.seed"]) == list(seeds)
+    check = compare_race.schedule_check(races)
+    assert check["same"] and check["records"] == len(seeds), check["off"]
+    main = tf_records[("lenet", "tuned")]
+    for seed in seeds:
+        rec = tf_records[("lenet_race", f"race_seed{seed}")]
+        extra = rec["extra"]
+        assert extra["momentum_form"] == "sutskever" and extra["setting"] == main["extra"]["setting"]
+        assert rec["params"]["seed"] == seed and rec["parity"]["gates"] is False
+        # the rate each step really applied (read back from the optimizer) is the schedule's, in float32
+        assert extra["applied_rate_max_rel_diff"] <= 1e-7
+        if extra["setting"] != "train_on_batch":
+            assert extra["traces"] == 1, "a new rate must not trace the step again"
+        accs = [e["accuracy"] for e in extra["evals"]]
+        assert extra["reached"] == (accs[-1] >= schedule.TARGET) and rec["test_accuracy"] == accs[-1]
+        assert not any(a >= schedule.TARGET for a in accs[:-1]), "the race should stop at the target"
+        per_epoch = rec["params"]["train_subset"] // rec["params"]["batch_size"]
+        assert [e["step"] for e in extra["evals"]][:2] == [schedule.eval_every(per_epoch),
+                                                           2 * schedule.eval_every(per_epoch)]
+
+
+def test_race_follows_the_scheduled_reference_in_keras_form(tf_records):
+    """The race's first steps against the reference with the same rates per step in Sutskever's form,
+    computed here: the record tells its parity truly, and the form matters (the other one is farther)."""
+    for seed in schedule.seeds(quick=True):
+        rec = tf_records[("lenet_race", f"race_seed{seed}")]
+        cfg = params.resolve(**rec["params"])
+        x_train, y_train, _, _ = training.mnist_data(cfg)
+        batches = training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS)
+        rates = schedule.rates(len(x_train) // cfg.batch_size, cfg.epochs)[:params.PARITY_STEPS]
+        ref = reference.lenet_losses(weights.lenet(seed), batches, rates, params.LENET_MOMENTUM, "sutskever")
+        dev = reference.max_rel_dev(rec["losses"][:params.PARITY_STEPS], ref)
+        assert rec["parity"]["max_rel_dev"] == pytest.approx(dev)
+        assert rec["parity"]["passed"] == (dev <= params.LENET_TOL)
+        other = reference.lenet_losses(weights.lenet(seed), batches, rates, params.LENET_MOMENTUM, "pytorch")
+        margins = reference.lenet_margins(weights.lenet(seed), batches, rates, params.LENET_MOMENTUM, "sutskever")
+        held = reference.decided_steps(margins["relu"], params.PARITY_STEPS)
+        assert reference.max_rel_dev(rec["losses"][:held], ref[:held]) <= params.LENET_TOL
+        if held >= 3:   # the forms part from the second step on, while the rate changes
+            assert reference.max_rel_dev(rec["losses"][:held], ref[:held]) < \
+                reference.max_rel_dev(rec["losses"][:held], other[:held])
+
+
+def test_input_pipelines_feed_the_same_batches(tf_records):
+    numpy_run, tf_data = (tf_records[("lenet", v)] for v in PIPELINES)
+    setting = tf_records[("lenet", numpy_run["extra"]["setting"])]
+    assert numpy_run["extra"]["setting"] == tf_data["extra"]["setting"]
+    assert [numpy_run["extra"]["pipeline"], tf_data["extra"]["pipeline"]] == ["numpy", "tf_data"]
+    assert numpy_run["extra"]["traces"] == tf_data["extra"]["traces"] == 1
+    # same weights, same batches in the same order, same step: the same losses as the setting's run
+    assert reference.max_rel_dev(tf_data["losses"], numpy_run["losses"]) <= 1e-6
+    assert reference.max_rel_dev(numpy_run["losses"], setting["losses"]) <= 1e-6
+    for rec in (numpy_run, tf_data):
+        assert 0 < rec["extra"]["fetch_median_s"] < rec["timing"]["median_s"]
+        assert rec["extra"]["train_wall_s"] >= rec["timing"]["min_s"] * rec["timing"]["n"]
+        assert rec["test_accuracy"] > 0.7

@@ -68,7 +68,7 @@ TABS = [
     Tab("tf1", "TensorFlow 1", "tensorflow", {"two_layer": ["graph_session"], "lenet": []}),
     Tab("tf2", "TensorFlow 2 / Keras", "tensorflow",
         {"two_layer": ["eager", "function", "keras_fit"],
-         "lenet": ["custom_loop", "train_on_batch", "xla", "channels_first", "float64"]}),
+         "lenet": ["tuned", "custom_loop", "train_on_batch", "xla", "channels_first", "float64"]}),
     Tab("mx_ndarray", "MXNet NDArray", "mxnet", {"two_layer": ["ndarray", "autograd"], "lenet": []}),
     Tab("mx_symbol", "MXNet Symbol", "mxnet", {"two_layer": ["symbol"], "lenet": ["module"]}),
     Tab("mx_gluon", "MXNet Gluon", "mxnet", {"two_layer": [], "lenet": ["gluon", "gluon_hybrid", "float64"]}),
