@@ -257,11 +257,19 @@ def load(*folders):
             if path.name in seen:
                 continue
             seen.add(path.name)
-            rec = read(path)
-            row = pd.json_normalize(rec, max_level=1).iloc[0].to_dict()
-            row["source"] = str(path)
-            rows.append(row)
+            rows.append({**_row(read(path)), "source": str(path)})
     return pd.DataFrame(rows)
+
+
+def _row(rec: dict) -> dict:
+    import pandas as pd
+    return pd.json_normalize(rec, max_level=1).iloc[0].to_dict()
+
+
+def frame(recs):
+    """Records in memory (``Recorder.save``'s return values) as :func:`load` gives them from files."""
+    import pandas as pd
+    return pd.DataFrame([_row(r) for r in recs])
 
 
 def losses_long(df):
