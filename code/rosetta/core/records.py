@@ -149,7 +149,8 @@ class Recorder:
         except ParityError as err:
             if check:
                 raise
-            print(f"parity not reached in this float32 run: {err}")
+            import textwrap
+            print(textwrap.fill(f"parity not reached in this float32 run: {err}", width=77))
         return rec
 
     def table(self):
