@@ -115,6 +115,18 @@ def test_load_keeps_each_machines_record_and_one_record_once(tmp_path):
     assert records.machine(dict(a, accelerator=None)) == "FIXTURE GPU A" and records.machine(cpu) == "cpu"
 
 
+def test_frame_of_records_in_memory_is_what_load_reads_from_files(tmp_path):
+    recs = [sample(variant="a"), sample(variant="b", model="lenet", test_accuracy=0.9)]
+    for rec in recs:
+        records.write(rec, tmp_path)
+    loaded = records.load(tmp_path).drop(columns="source").sort_values("variant").reset_index(drop=True)
+    framed = records.frame(recs)
+    assert list(framed.columns) == list(loaded.columns)
+    assert framed.drop(columns=["losses", "parity.rel_dev", "parity.reference"]).equals(
+        loaded.drop(columns=["losses", "parity.rel_dev", "parity.reference"]))
+    assert framed["losses"].tolist() == loaded["losses"].tolist()
+
+
 def test_recorder_saves_then_enforces_parity_unless_told_not_to(tmp_path, capsys):
     """A run outside the tolerance is written either way; ``check=False`` (float32 LeNet runs, whose
     parity a float64 run checks) reports it in one line instead of raising."""

@@ -149,7 +149,8 @@ class Recorder:
         except ParityError as err:
             if check:
                 raise
-            print(f"parity not reached in this float32 run: {err}")
+            import textwrap
+            print(textwrap.fill(f"parity not reached in this float32 run: {err}", width=77))
         return rec
 
     def table(self):
@@ -270,10 +271,19 @@ def load(*folders):
             if (path.name, machine(rec)) in seen:
                 continue
             seen.add((path.name, machine(rec)))
-            row = pd.json_normalize(rec, max_level=1).iloc[0].to_dict()
-            row["source"] = str(path)
-            rows.append(row)
+            rows.append({**_row(rec), "source": str(path)})
     return pd.DataFrame(rows)
+
+
+def _row(rec: dict) -> dict:
+    import pandas as pd
+    return pd.json_normalize(rec, max_level=1).iloc[0].to_dict()
+
+
+def frame(recs):
+    """Records in memory (``Recorder.save``'s return values) as :func:`load` gives them from files."""
+    import pandas as pd
+    return pd.DataFrame([_row(r) for r in recs])
 
 
 def losses_long(df):
