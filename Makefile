@@ -28,7 +28,7 @@ book: env
 	$(BIN)/rosetta-build $(if $(QUICK),--quick) $(if $(FORCE),--force) $(if $(STRICT),--strict)
 
 test: env
-	ROSETTA_FORCE=$(FORCE) ROSETTA_STRICT=$(STRICT) $(BIN)/python -m pytest tests
+	ROSETTA_FORCE=$(FORCE) ROSETTA_STRICT=$(STRICT) $(BIN)/python -m pytest tests --durations=15
 
 skip-%:
 	@mkdir -p .envs && printf '%s\n' "$(SKIP_$*)" > .envs/$*.skipped

@@ -155,3 +155,30 @@ def test_race_table_and_schedule_check_on_fixture_records(tmp_path):
     _race_record(tmp_path, "jax", 0, 2.0, rates * 1.01)
     check = compare_race.schedule_check(compare_race.load(folders=[tmp_path / "jax"]))
     assert not check["same"] and "JAX seed 0" in check["off"][0]
+
+
+def test_race_and_tuning_sentences_follow_the_tables(tmp_path):
+    rates = schedule.rates(40, 1)
+    for seed, s in zip((0, 1, 2), (3.0, 5.0, 4.0)):
+        _race_record(tmp_path, "pytorch", seed, s, rates)
+    for seed, s in zip((0, 1, 2), (5.5, 6.0, 7.0)):
+        _race_record(tmp_path, "mxnet", seed, s, rates, form="sutskever")
+    _race_record(tmp_path, "theano", 0, None, rates)
+    table = compare_race.table(compare_race.load(folders=[tmp_path / f for f in ("pytorch", "mxnet", "theano")]))
+    text = compare_race.race_sentence(table)
+    assert text.startswith("PyTorch reached 99% first: a median of 4.0 s")
+    assert "MXNet follows with 6.0 s." in text and "Theano did not reach it" in text
+    _race_record(tmp_path, "tensorflow", 0, 4.2, rates)
+    table = compare_race.table(compare_race.load(folders=[tmp_path / f for f in ("pytorch", "tensorflow")]))
+    assert "the two are level" in compare_race.race_sentence(table)
+    none = compare_race.table(compare_race.load(folders=[tmp_path / "theano"]))
+    assert "quick mode" in compare_race.race_sentence(none)
+    import pandas as pd
+    tun = pd.DataFrame([{"framework": "PyTorch", "device": "cpu", "default": "eager", "tuned": "compile",
+                         "default ms/step": 8.0, "tuned ms/step": 6.0, "speed-up": 8 / 6},
+                        {"framework": "Theano", "device": "cpu", "default": "openblas", "tuned": "openblas",
+                         "default ms/step": 18.0, "tuned ms/step": 18.0, "speed-up": 1.0}])
+    text = compare_race.tuning_sentence(tun)
+    assert "PyTorch 1.33x (eager to compile)" in text and "Theano is more than 1.5 times slower" in text
+    race_rows, tuned_rows = compare_race.chart_rows(table, tun)
+    assert len(tuned_rows) == 4 and set(race_rows["model"]) == {"LeNet"}

@@ -10,9 +10,9 @@ import pandas as pd
 from rosetta.compare import tables
 from rosetta.core import schedule
 
-RACE_COLUMNS = ["framework", "setting", "momentum form", "seeds", "reached", "median s to target",
+RACE_COLUMNS = ["framework", "device", "setting", "momentum form", "seeds", "reached", "median s to target",
                 "min s", "max s", "median epochs", "final accuracy (%)", "quick"]
-TUNING_COLUMNS = ["framework", "default", "tuned", "default ms/step", "tuned ms/step", "speed-up"]
+TUNING_COLUMNS = ["framework", "device", "default", "tuned", "default ms/step", "tuned ms/step", "speed-up"]
 
 
 def load(build=None, committed=None, folders=None) -> pd.DataFrame:
@@ -45,7 +45,7 @@ def table(race) -> pd.DataFrame:
         hit = part[part["reached"]]
         forms = race.loc[(race["name"] == name) & (race["device"] == device), "extra.momentum_form"]
         rows.append({
-            "framework": name if device == "cpu" else f"{name} ({device})",
+            "framework": name, "device": device,
             "setting": ", ".join(sorted(set(part["setting"]))), "momentum form": ", ".join(sorted(set(forms))),
             "seeds": len(part), "reached": f"{len(hit)} of {len(part)}",
             "median s to target": hit["s to target"].median() if len(hit) else np.nan,
@@ -86,8 +86,66 @@ def tuning(df) -> pd.DataFrame:
     if df.empty or "extra.tuning" not in df:
         return pd.DataFrame(columns=TUNING_COLUMNS)
     part = df[(df["model"] == "lenet") & df["extra.tuning"].map(lambda v: isinstance(v, dict))]
-    rows = [{"framework": r["name"] if r["device"] == "cpu" else f"{r['name']} ({r['device']})",
+    rows = [{"framework": r["name"], "device": r["device"],
              "default": r["extra.tuning"]["default"], "tuned": r["extra.tuning"]["tuned"],
              "default ms/step": r["extra.tuning"]["default_ms"], "tuned ms/step": r["extra.tuning"]["tuned_ms"],
              "speed-up": r["extra.tuning"]["speedup"]} for _, r in part.iterrows()]
     return pd.DataFrame(rows, columns=TUNING_COLUMNS)
+
+
+def chart_rows(race_table, tuning_table):
+    """The two tables in the long form :func:`rosetta.compare.charts.bars` draws (model "LeNet")."""
+    race_rows = pd.DataFrame({
+        "framework": race_table["framework"], "device": race_table["device"], "model": "LeNet",
+        "label": race_table["framework"] + " (" + race_table["reached"] + ")",
+        "median s": race_table["median s to target"], "min s": race_table["min s"],
+        "max s": race_table["max s"]}) if len(race_table) else pd.DataFrame(
+        columns=["framework", "device", "model", "label", "median s", "min s", "max s"])
+    tuned = []
+    for _, r in tuning_table.iterrows():
+        for which in ("default", "tuned"):
+            tuned.append({"framework": r["framework"], "device": r["device"], "model": "LeNet",
+                          "label": f"{r['framework']} {which}: {r[which]}", "ms/step": r[f"{which} ms/step"]})
+    return race_rows, pd.DataFrame(tuned, columns=["framework", "device", "model", "label", "ms/step"])
+
+
+def race_sentence(race_table, target: float = schedule.TARGET) -> str:
+    """What the race says, in words: who reached the target, the fastest median and whether the
+    ranges of the first two overlap (then they are level)."""
+    pct = f"{100 * target:.0f}%"
+    if race_table.empty:
+        return f"No framework chapter recorded a race to {pct} in this build."
+    part = race_table.dropna(subset=["median s to target"]).sort_values("median s to target")
+    if part.empty:
+        why = (" In quick mode the race trains one epoch on a small subset, which cannot reach it; "
+               "the full build's races can." if race_table["quick"].any() else "")
+        return f"No framework reached {pct} test accuracy within the race's epochs.{why}"
+    first = part.iloc[0]
+    text = (f"{first['framework']} reached {pct} first: a median of {first['median s to target']:.1f} s of "
+            f"training over {first['reached']} seeds (range {first['min s']:.1f}-{first['max s']:.1f} s, "
+            f"{first['median epochs']:.2f} epochs).")
+    if len(part) > 1:
+        second = part.iloc[1]
+        overlap = second["min s"] <= first["max s"]
+        text += (f" {second['framework']} follows with {second['median s to target']:.1f} s"
+                 + (", inside the first one's range: the two are level." if overlap else "."))
+    never = race_table[race_table["median s to target"].isna()]
+    if len(never):
+        text += f" {tables.words(never['framework'])} did not reach it in any seed."
+    return text
+
+
+def tuning_sentence(tuning_table, within: float = 1.5) -> str:
+    """Default against tuned in words, and which tuned frameworks are within ``within`` times the fastest."""
+    if tuning_table.empty:
+        return "No framework chapter recorded its default and tuned settings in this build."
+    part = tuning_table.sort_values("tuned ms/step")
+    best = part.iloc[0]
+    gains = "; ".join(f"{r['framework']} {r['speed-up']:.2f}x ({r['default']} to {r['tuned']})"
+                      for _, r in tuning_table.iterrows())
+    far = part[part["tuned ms/step"] > within * best["tuned ms/step"]]
+    return (f"Tuning made each framework's LeNet step faster by: {gains}. Tuned, {best['framework']} is "
+            f"the fastest ({best['tuned ms/step']:.2f} ms); "
+            + ("every other framework is within " f"{within:g} times that." if far.empty else
+               f"{tables.words(far['framework'])} {'is' if len(far) == 1 else 'are'} more than {within:g} "
+               "times slower."))

@@ -32,7 +32,6 @@ CHAPTERS = {f: chapter for f, (_, chapter) in REGISTRY.items()}
 MODELS = ("two_layer", "lenet")
 MODEL_NAMES = {"two_layer": "2-layer net", "lenet": "LeNet"}
 NOT_RECORD_CHAPTERS = ("comparison", "status")        # pages whose folders hold no framework records
-TARGET_ACCURACY = 0.99
 MIB = 2 ** 20
 
 
@@ -419,30 +418,6 @@ def warmup_table(df) -> pd.DataFrame:
         "first / median": df["timing.first_step_s"] / median, "one-off (s)": one_off,
         "one-off is": [c[1] for c in costs], "one-off + first steps (s)": one_off + df["timing.warmup_s"]})
     return out[cols].reset_index(drop=True)
-
-
-# ------------------------------------------------------ time to accuracy
-
-def time_to_accuracy(df, target: float = TARGET_ACCURACY) -> pd.DataFrame:
-    """Training seconds until the test accuracy first reached ``target``, from the per-epoch record.
-
-    Uses ``extra.epoch_accuracy`` and ``extra.epoch_end_train_s`` (training time only, evaluation
-    excluded). Runs that never reached it say so, with their best accuracy.
-    """
-    cols = ["framework", "variant", "device", "epochs", "quick", "best accuracy (%)", "reached", "epoch reached",
-            "seconds to target"]
-    if df.empty or "extra.epoch_accuracy" not in df:
-        return pd.DataFrame(columns=cols)
-    part = df[(df["model"] == "lenet") & df["extra.epoch_accuracy"].map(lambda v: isinstance(v, list) and len(v) > 0)]
-    rows = []
-    for _, r in part.iterrows():
-        acc, secs = list(r["extra.epoch_accuracy"]), list(r.get("extra.epoch_end_train_s") or [])
-        hit = next((i for i, a in enumerate(acc) if a >= target), None)
-        rows.append({"framework": r["name"], "variant": r["variant"], "device": r["device"], "epochs": len(acc),
-                     "quick": bool(r["params.quick"]), "best accuracy (%)": 100 * max(acc),
-                     "reached": hit is not None, "epoch reached": np.nan if hit is None else hit + 1,
-                     "seconds to target": np.nan if hit is None or hit >= len(secs) else float(secs[hit])})
-    return pd.DataFrame(rows, columns=cols)
 
 
 # ------------------------------------------------------------------- memory
