@@ -17,12 +17,19 @@ STAMP  := $(VENV)/.rosetta-installed
 .PHONY: book test env system-deps notebooks clean gpu-lock-check
 
 # Chapters that need an environment of their own (another Python or NumPy) describe it in
-# envs/<name>.mk: a rule that builds it and registers its Jupyter kernel, and a line
-# `EXTRA_ENVS += <the rule's target>`. An environment whose prerequisite is missing here (envs/cntk.mk:
-# Python 3.6) adds `skip-<name>` instead, with the reason in SKIP_<name>: make prints it in one line
-# and writes it to .envs/<name>.skipped, and the build shows the chapter as not executed.
+# envs/<name>.mk: the rules that build it (and register its Jupyter kernel in $(VENV)), and
+#   EXTRA_ENV_NAMES += <name>
+#   ENV_<name>   := the target that builds it
+#   NEEDS_<name> := what it needs, and how to provide that, in words
+#   SKIP_<name>  := (optional) a prerequisite missing here, in words: the build is not even tried.
+# `make env` tries each one (try-<name>). One that cannot be built (a missing prerequisite, or a
+# build that fails: its half-built folder is removed) is reported in one line on stderr and in
+# .envs/<name>.skipped, and the book's build shows its chapters as not executed; STRICT=1 makes
+# that an error. (A lone `EXTRA_ENVS += <target>` is an environment whose failure is fatal.)
 EXTRA_ENVS :=
+EXTRA_ENV_NAMES :=
 -include envs/*.mk
+EXTRA_ENVS += $(foreach e,$(EXTRA_ENV_NAMES),$(if $(SKIP_$(e)),skip-$(e),try-$(e)))
 
 book: env
 	$(BIN)/rosetta-build $(if $(QUICK),--quick) $(if $(FORCE),--force) $(if $(STRICT),--strict)
@@ -30,13 +37,27 @@ book: env
 test: env
 	ROSETTA_FORCE=$(FORCE) ROSETTA_STRICT=$(STRICT) $(BIN)/python -m pytest tests --durations=15
 
+SKIPPED_SAY = $(if $(STRICT),, (its chapter is skipped; STRICT=1 makes this an error))
+
 skip-%:
 	@mkdir -p .envs && printf '%s\n' "$(SKIP_$*)" > .envs/$*.skipped
-	@echo "make: the $* environment cannot be built here: $(SKIP_$*)$(if $(STRICT),, (its chapter is skipped; STRICT=1 makes this an error))" >&2
+	@echo "make: the $* environment cannot be built here: $(SKIP_$*)$(SKIPPED_SAY)" >&2
 	@$(if $(STRICT),exit 1,true)
 
-unskip-%:
-	@rm -f .envs/$*.skipped
+# Builds ENV_<name> in a make of its own, its output also kept in .envs/<name>.log; on failure
+# removes the half-built .envs/<name> and says why in one line. (SUBMAKE, not $$(MAKE): a dry run,
+# make -n, must not run the environments' builds.)
+SUBMAKE = $(MAKE)
+try-%:
+	@mkdir -p .envs && rm -f .envs/$*.skipped; \
+	if $(SUBMAKE) --no-print-directory -q $(ENV_$*) 2>/dev/null; then exit 0; fi; \
+	{ $(SUBMAKE) --no-print-directory $(ENV_$*) 2>&1; echo $$? > .envs/$*.status; } | tee .envs/$*.log; \
+	if [ "$$(cat .envs/$*.status)" = 0 ]; then rm -f .envs/$*.status .envs/$*.log; exit 0; fi; \
+	rm -rf .envs/$* .envs/$*.status; \
+	reason="the $* environment could not be built: \"$$(grep -v '^make' .envs/$*.log | grep . | tail -n 1)\" (whole output: .envs/$*.log); $(NEEDS_$*)"; \
+	printf '%s\n' "$$reason" > .envs/$*.skipped; \
+	echo "make: $$reason$(SKIPPED_SAY)" >&2; \
+	$(if $(STRICT),exit 1,true)
 
 env: $(STAMP) node_modules/.package-lock.json $(EXTRA_ENVS)
 

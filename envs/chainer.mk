@@ -13,4 +13,7 @@ $(CHAINER_ENV)/.installed: envs/requirements-chainer.txt code/pyproject.toml
 	$(CHAINER_ENV)/bin/python -m pip check
 	touch $@
 
-EXTRA_ENVS += $(CHAINER_ENV)/.installed
+EXTRA_ENV_NAMES += chainer
+ENV_chainer := $(CHAINER_ENV)/.installed
+NEEDS_chainer := Chainer 7.8.1 is built from its source with $(PYTHON) (and its venv module) from the pins of \
+  envs/requirements-chainer.txt on PyPI: provide those (or a wheel folder, PIP_FIND_LINKS) and run make again

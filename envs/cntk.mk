@@ -33,4 +33,7 @@ $(CNTK_ENV)/.installed: envs/requirements-cntk.txt | cntk-system-deps
 	LD_LIBRARY_PATH=$(CURDIR)/$(CNTK_ENV)/mpi-compat $(CNTK_ENV)/bin/python -c "import cntk, rosetta.frameworks.worker"
 	touch $@
 
-EXTRA_ENVS += $(if $(SKIP_cntk),skip-cntk,$(CNTK_ENV)/.installed unskip-cntk)
+EXTRA_ENV_NAMES += cntk
+ENV_cntk := $(CNTK_ENV)/.installed
+NEEDS_cntk := CNTK 2.7 needs $(PYTHON36), the pins of envs/requirements-cntk.txt from PyPI and Debian's libopenmpi3: \
+  provide those and run make again

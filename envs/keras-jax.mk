@@ -11,4 +11,7 @@ $(KERAS_JAX_ENV)/.installed: envs/requirements-keras-jax.txt code/pyproject.toml
 	$(KERAS_JAX_ENV)/bin/python -m pip check
 	touch $@
 
-EXTRA_ENVS += $(KERAS_JAX_ENV)/.installed
+EXTRA_ENV_NAMES += keras-jax
+ENV_keras-jax := $(KERAS_JAX_ENV)/.installed
+NEEDS_keras-jax := it needs $(PYTHON) (and its venv module) and the wheels of envs/requirements-keras-jax.txt \
+  (Keras, JAX) from PyPI: provide those (or a wheel folder, PIP_FIND_LINKS) and run make again

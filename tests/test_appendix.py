@@ -199,3 +199,12 @@ def test_lasagne_records_say_their_precision(quick_book):
     assert recs["two_layer", "layers"]["extra"]["floatX"] == "float32"
     assert recs["lenet", "layers_float64"]["extra"]["floatX"] == "float64"
     assert recs["lenet", "layers_float64"]["framework_version"].startswith("0.1 on Theano-PyMC")
+
+
+def test_lasagne_types_its_compiles(quick_book):
+    """The compile costs are typed one-off costs (cold: Theano wrote C code into its cache; warm: found it)."""
+    recs = {(r["model"], r["variant"]): r for r in chapter_records(quick_book, "appendix_lasagne")}
+    for key in (("two_layer", "layers"), ("lenet", "layers_float64")):
+        assert "compile_s" not in recs[key]["extra"]
+        (cost,) = recs[key]["one_off"]
+        assert cost["kind"] in ("compile_cold", "compile_warm") and cost["seconds"] > 0

@@ -80,7 +80,7 @@ def test_good_records_are_filed_by_machine_and_chapter_and_listed(tmp_path, cpu_
     capsys.readouterr()
     assert archive.main(["list", "--into", str(dest)]) == 0
     out = capsys.readouterr().out
-    assert FIXTURE_GPU in out and "2 record(s) kept" in out
+    assert FIXTURE_GPU in out and "2 records kept" in out
     # the same records again: nothing to do, nothing changed
     before = tree(dest)
     assert archive.import_records(src, dest) == []
@@ -188,9 +188,9 @@ def test_chapters_show_kept_gpu_results_beside_their_own(tmp_path, cpu_record):
     assert list(table["source"]) == ["this build", "kept", "kept"]
     kept = table[table["source"] == "kept"]
     assert set(kept["GPU"]) == {FIXTURE_GPU, "second FIXTURE GPU"} and kept["date"].str.match(r"\d{4}-\d\d-\d\d").all()
-    assert text.startswith("2 GPU result(s) of pytorch are kept")
+    assert text.startswith("2 GPU results of pytorch are kept")
     assert archive.beside([], "tensorflow", dest)[1].startswith("No GPU result of tensorflow")
-    assert archive.summary(dest) == (f"The book keeps 2 GPU record(s): {FIXTURE_GPU} (pytorch); "
+    assert archive.summary(dest) == (f"The book keeps 2 GPU records: {FIXTURE_GPU} (pytorch); "
                                      f"second FIXTURE GPU (pytorch).")
 
 

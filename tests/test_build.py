@@ -211,6 +211,57 @@ def test_make_skips_cntk_without_python36_and_strict_fails(tmp_path):
     assert strict.returncode != 0 and "cntk environment cannot be built" in strict.stderr
 
 
+FAILED_PIP = "ERROR: No matching distribution found for a-pinned-package==1.0"
+# every extra environment whose build may fail here, with the chapters that name it
+ENV_CHAPTERS = {"chainer": ["appendix_chainer"], "keras-jax": ["appendix_keras"], "pytensor": ["jax", "pytensor"]}
+
+
+def make_failed_build(root, name, **env):
+    """Run the Makefile's own try-<name> on a scratch copy whose interpreter fails as pip does without
+    its wheels (a FIXTURE script, not a Python): nothing is built, no real environment is touched."""
+    scratch = root / "make"
+    scratch.mkdir(exist_ok=True)
+    shutil.copy2(ROOT / "Makefile", scratch)
+    shutil.copytree(ROOT / "envs", scratch / "envs", dirs_exist_ok=True)
+    (scratch / "chapters").mkdir(exist_ok=True)
+    for chapter in ENV_CHAPTERS[name]:
+        shutil.copy2(ROOT / "chapters" / f"{chapter}.md", scratch / "chapters")
+    for dep in ("requirements.txt", "code/pyproject.toml"):          # the main environment, as built
+        (scratch / dep).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / dep).touch()
+    (scratch / ".venv").mkdir(exist_ok=True)
+    os.utime(scratch / "requirements.txt", ns=(1, 1))
+    os.utime(scratch / "code" / "pyproject.toml", ns=(1, 1))
+    (scratch / ".venv" / ".rosetta-installed").touch()
+    fake = scratch / "python-without-wheels"
+    fake.write_text(f"#!/bin/sh\necho '{FAILED_PIP}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    vars_ = [f"PYTHON={fake}"] + [f"{k}={v}" for k, v in env.items()]
+    chosen = subprocess.run(["make", "-s", "-C", str(scratch), *vars_, "--eval", "show: ; @echo $(EXTRA_ENVS)", "show"],
+                            capture_output=True, text=True, env=outer_make_free())
+    assert f"try-{name}" in chosen.stdout.split(), chosen
+    return scratch, subprocess.run(["make", "-s", "-C", str(scratch), *vars_, f"try-{name}"], capture_output=True,
+                                   text=True, env=outer_make_free())
+
+
+@pytest.mark.parametrize("name", sorted(ENV_CHAPTERS))
+def test_an_environment_whose_build_fails_is_skipped_and_strict_fails(tmp_path, name):
+    scratch, proc = make_failed_build(tmp_path, name)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines                                     # one line: what failed, how to provide it
+    assert lines[0].startswith(f"make: the {name} environment could not be built: \"{FAILED_PIP}\"")
+    assert f"requirements-{name}.txt" in lines[0] and "run make again" in lines[0] and "STRICT=1" in lines[0]
+    assert not (scratch / ".envs" / name).exists()                   # nothing half-built is left
+    assert (scratch / ".envs" / f"{name}.log").read_text().startswith(FAILED_PIP)
+    reason = (scratch / ".envs" / f"{name}.skipped").read_text().strip()
+    for chapter in ENV_CHAPTERS[name]:                               # the build skips its chapters with it
+        assert build.chapter_env(scratch, chapter) == name and build.skip_reason(scratch, chapter) == reason
+    strict = subprocess.run(["make", "-s", "-C", str(scratch), f"PYTHON={scratch / 'python-without-wheels'}",
+                             "STRICT=1", f"try-{name}"], capture_output=True, text=True, env=outer_make_free())
+    assert strict.returncode != 0 and f"the {name} environment could not be built" in strict.stderr
+
+
 def test_chapter_without_its_environment_is_skipped_shown_as_not_executed_and_strict_fails(book_root, capsys):
     (book_root / "chapters" / "bad.md").write_text(CHAPTER.format(name="bad").replace(
         "kernelspec:", "rosetta: {env: cntk}\nkernelspec:").replace(

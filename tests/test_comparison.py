@@ -153,12 +153,12 @@ def test_speed_and_peak_tables(book):
     best = compare.fastest(speed, "LeNet", "cpu")
     assert (best["fastest"], best["slowest"], best["ranking"]) == ("MXNet", "PyTorch", ["MXNet", "TensorFlow", "PyTorch"])
     assert best["ratio"] == pytest.approx(2.0)
-    yardstick = pd.DataFrame([{"cpu": CPU, "threads": 2, "peak GFLOP/s": 100.0}])      # FIXTURE peak
+    yardstick = pd.DataFrame([{"device": "cpu", "machine": CPU, "threads": 2, "peak GFLOP/s": 100.0}])   # FIXTURE peak
     frac = compare.peak_table(df, yardstick).set_index(["framework", "model"])
     rate = flops.training_flops() * 64 / 0.020 / 1e9
     assert frac.loc[("MXNet", "LeNet"), "GFLOP/s"] == pytest.approx(rate)
     assert frac.loc[("MXNet", "LeNet"), "fraction of peak (%)"] == pytest.approx(rate)      # peak is 100
-    other = compare.peak_table(df, yardstick.assign(cpu="another CPU"))
+    other = compare.peak_table(df, yardstick.assign(machine="another CPU"))
     assert other["fraction of peak (%)"].isna().all() and not other["same machine"].any()
 
 

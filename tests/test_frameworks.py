@@ -23,9 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def functions(module: str) -> dict:
-    """The module's top-level functions: name -> their ``ast.arguments``."""
+    """The module's top-level functions: name -> their ``ast.arguments``, including those it takes
+    from another framework module (``from rosetta.frameworks.jax import sync``: PyTensor runs on
+    JAX's devices, and one definition serves both), read in that module."""
     tree = ast.parse((PACKAGE / "frameworks" / f"{module}.py").read_text())
-    return {node.name: node.args for node in tree.body if isinstance(node, ast.FunctionDef)}
+    found = {node.name: node.args for node in tree.body if isinstance(node, ast.FunctionDef)}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rosetta.frameworks."):
+            other = functions(node.module.rsplit(".", 1)[1])
+            found.update({a.asname or a.name: other[a.name] for a in node.names if a.name in other})
+    return found
 
 
 def shape(args: ast.arguments) -> tuple:

@@ -91,6 +91,22 @@ def test_make_gpu_installs_the_gpu_locks_and_the_default_stays_cpu():
     assert "python -m rosetta.book.lock requirements-gpu.txt envs/requirements-mxnet-gpu.txt" in make_plan("gpu-lock-check")
 
 
+def test_extra_kernels_are_registered_in_the_environment_the_build_uses():
+    """PyTensor's kernel (the PyTensor and JAX chapters run on it) goes into .venv-gpu with GPU=1 and
+    into .venv without, each with a stamp of its own, so that switching venvs registers it again
+    without rebuilding the environment. (Chainer, CNTK and Keras-JAX run programs, not kernels;
+    Lasagne is installed into the venv itself, with a stamp in it.)"""
+    show = ["--eval", "show: ; @echo $(EXTRA_ENVS) $(ENV_pytensor) $(LASAGNE_STAMP)", "show"]
+    gpu = subprocess.run(["make", "-s", "GPU=1", *show], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    cpu = subprocess.run(["make", "-s", *show], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert "try-pytensor" in gpu and ".venv-gpu/.kernel-pytensor" in gpu and ".venv-gpu/.lasagne-installed" in gpu
+    assert ".venv/.kernel-pytensor" in cpu and not any(".venv-gpu" in w for w in cpu)
+    for prefix, args in ((".venv-gpu", ["GPU=1"]), (".venv", [])):
+        plan = make_plan(*args, f"{prefix}/.kernel-pytensor")
+        assert f"ipykernel install --prefix {prefix} --name rosetta-pytensor" in plan
+    assert "ipykernel" not in make_plan(".envs/pytensor/.installed")         # the environment is the same for both
+
+
 def test_rosetta_kernels_chooses_a_chapters_kernel(monkeypatch):
     monkeypatch.delenv("ROSETTA_KERNELS", raising=False)
     assert build.chapter_kernel(ROOT, "mxnet") == build.KERNEL

@@ -12,12 +12,14 @@ import nbformat
 import pytest
 
 from rosetta.book import build, colab
-from rosetta.core import control_flow, params, reference, records, training, weights
+from rosetta.compare import race as compare_race
+from rosetta.core import control_flow, params, reference, records, schedule, training, tuning, weights
 
 from conftest import require_env, ROOT, check_float64_record, check_lenet_record
 
 CHAPTER = "jax"
 TWO_LAYER = ("grad", "jit", "optax")
+SETTINGS = ("jit_optax", "donate", "nhwc")        # the candidates for the tuned setting
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def glued(quick_book):
 
 @pytest.fixture(scope="module")
 def lenet_reference(jax_records):
-    cfg = params.resolve(**jax_records[("lenet", "jit_optax")]["params"])
+    cfg = params.resolve(**jax_records[("lenet", "tuned")]["params"])
     x_train, y_train, _, _ = training.mnist_data(cfg)
     return reference.lenet_losses(weights.lenet(cfg.seed), training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS),
                                   params.LENET_LR, params.LENET_MOMENTUM)
@@ -45,8 +47,9 @@ def value(glued, name):
 
 
 def test_every_variant_recorded(jax_records):
-    expected = {("two_layer", v) for v in TWO_LAYER} | {("lenet", "jit_optax"), ("lenet", "float64")}
-    if jax_records[("lenet", "jit_optax")]["device"] == "cuda":
+    expected = ({("two_layer", v) for v in TWO_LAYER} | {("lenet", "tuned"), ("lenet", "float64"), ("lenet", "scan4")}
+                | {("lenet", v) for v in SETTINGS} | {("lenet_race", f"race_seed{s}") for s in schedule.seeds(True)})
+    if jax_records[("lenet", "tuned")]["device"] == "cuda":
         expected.add(("lenet", "fast_matmul"))           # JAX's default GPU precision, measured
     assert set(jax_records) == expected
     for rec in jax_records.values():
@@ -72,24 +75,89 @@ def test_two_layer_follows_the_reference(jax_records, variant):
 
 def test_jitted_runs_record_trace_and_compile_apart_from_the_steps(jax_records):
     assert jax_records[("two_layer", "grad")]["one_off"] == []
-    for key in (("two_layer", "jit"), ("two_layer", "optax"), ("lenet", "jit_optax"), ("lenet", "float64")):
+    for key in (("two_layer", "jit"), ("two_layer", "optax"), ("lenet", "tuned"), ("lenet", "float64"),
+                *[("lenet", v) for v in (*SETTINGS, "scan4")], ("lenet_race", "race_seed0")):
         costs = {c["kind"]: c["seconds"] for c in jax_records[key]["one_off"]}
         assert set(costs) == {"trace", "compile_cold"} <= set(records.ONE_OFF_KINDS), key
         assert all(s > 0 for s in costs.values()), key
-    lenet = jax_records[("lenet", "jit_optax")]
+    lenet = jax_records[("lenet", "tuned")]
     compile_s = {c["kind"]: c["seconds"] for c in lenet["one_off"]}["compile_cold"]
     assert lenet["timing"]["first_step_s"] < compile_s, "the first step compiled again"
 
 
 def test_lenet_record(jax_records, lenet_reference):
-    rec = jax_records[("lenet", "jit_optax")]
-    check_lenet_record(rec, lenet_reference, "jit_optax")
+    rec = jax_records[("lenet", "tuned")]
+    check_lenet_record(rec, lenet_reference, "tuned")
     assert rec["parity"]["gates"] is False and rec["losses"][-1] < 0.5 * rec["losses"][0]
 
 
 def test_float64_run_is_the_reference_program(jax_records, lenet_reference):
     """Optax applies the learning rate and momentum in the parameters' own type: float64 matches to rounding."""
     check_float64_record(jax_records[("lenet", "float64")], lenet_reference, tol=1e-12)
+
+
+def test_the_main_run_uses_the_fastest_setting_that_keeps_parity(jax_records, lenet_reference, glued):
+    """Every setting trains from the shared weights over the same batches; the tuned one is
+    tuning.choose's pick over the steps float32 can follow, and the main run uses it."""
+    decided = int(value(glued, "jx_decided_steps"))
+    assert 1 <= decided <= params.PARITY_STEPS
+    candidates = [jax_records[("lenet", v)] for v in SETTINGS]
+    scan = jax_records[("lenet", "scan4")]
+    n = len(candidates[0]["losses"])
+    for rec in [*candidates, scan]:
+        assert len(rec["losses"]) == n >= params.PARITY_STEPS and rec["test_accuracy"] is None
+        assert rec["parity"]["max_rel_dev"] == pytest.approx(
+            reference.max_rel_dev(rec["losses"][:params.PARITY_STEPS], lenet_reference))
+        assert rec["parity"]["gates"] is False
+    assert all(r["extra"]["candidate"] for r in candidates) and not scan["extra"]["candidate"]
+    assert scan["extra"]["steps_per_call"] == 4 and n % 4 == 0
+    # the same program computes the same losses, whatever the buffers it writes into
+    assert candidates[1]["losses"] == candidates[0]["losses"]
+    main = jax_records[("lenet", "tuned")]
+    summary = main["extra"]["tuning"]
+    best = tuning.choose(candidates, decided)
+    assert summary == tuning.summary(jax_records[("lenet", "jit_optax")], best)
+    assert summary["default"] == "jit_optax" and summary["tuned"] == main["extra"]["setting"] == best["variant"]
+    assert tuning.qualifies(best, decided)
+    assert all(best["timing"]["median_s"] <= r["timing"]["median_s"] for r in candidates if tuning.qualifies(r, decided))
+
+
+def test_race_records_follow_the_schedule_in_optax_momentum_form(quick_book, jax_records):
+    """One race record per seed, the schedule's rate at every step, one compilation, parity of the first
+    steps against the reference in PyTorch's momentum form (Optax's), told truly."""
+    main = jax_records[("lenet", "tuned")]
+    seeds = schedule.seeds(True)
+    race = compare_race.load(folders=[Path(quick_book.chapter(CHAPTER).records[0]).parent])
+    assert sorted(race["extra.seed"].astype(int)) == list(seeds)
+    check = compare_race.schedule_check(race)
+    assert check["same"] and check["records"] == len(seeds), check["off"]
+    for s in seeds:
+        rec = jax_records[("lenet_race", f"race_seed{s}")]
+        cfg = params.resolve(**rec["params"])
+        assert cfg.seed == s
+        per_epoch = cfg.train_subset // cfg.batch_size
+        rates = schedule.rates(per_epoch, cfg.epochs)
+        x = rec["extra"]
+        assert x["momentum_form"] == "pytorch" and x["setting"] == main["extra"]["setting"]
+        assert x["rates"] == pytest.approx(rates[:len(rec["losses"])].tolist(), rel=1e-12)
+        assert x["compilations_during_race"] == 0
+        assert [c["kind"] for c in rec["one_off"]] == ["trace", "compile_cold"]
+        every = schedule.eval_every(per_epoch)
+        assert [e["step"] for e in x["evals"]][:-1] == list(range(every, len(rec["losses"]), every))[:len(x["evals"]) - 1]
+        assert rec["test_accuracy"] == x["evals"][-1]["accuracy"]
+        assert x["reached"] == (x["evals"][-1]["accuracy"] >= schedule.TARGET)
+        if x["reached"]:
+            assert x["time_to_target_s"] == x["evals"][-1]["train_s"]
+        else:
+            assert x["time_to_target_s"] is None and len(rec["losses"]) == len(rates)
+        x_train, y_train, _, _ = training.mnist_data(cfg)
+        ref = reference.lenet_losses(weights.lenet(s), training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS),
+                                     rates[:params.PARITY_STEPS], params.LENET_MOMENTUM, "pytorch")
+        dev = reference.max_rel_dev(rec["losses"][:params.PARITY_STEPS], ref)
+        assert rec["parity"]["max_rel_dev"] == pytest.approx(dev)
+        assert rec["parity"]["passed"] == (dev <= params.LENET_TOL) and rec["parity"]["gates"] is False
+        # the first step comes before any rate is applied: the same loss as the reference's
+        assert rec["losses"][0] == pytest.approx(ref[0], rel=1e-5)
 
 
 def test_vmap_per_example_gradients_match_the_loop_and_the_batch_gradient(glued):
@@ -119,15 +187,63 @@ def test_setup_is_done_before_jax_starts(monkeypatch):
     """No GPU preallocation, full-precision matmuls, XLA's threads; 'cpu' hides GPUs (imports no JAX)."""
     import sys
     from rosetta.frameworks import jax as fw_jax
-    for var in ("XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_PLATFORMS"):
+    for var in ("PJRT_NPROC", "XLA_PYTHON_CLIENT_PREALLOCATE", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_PLATFORMS"):
         monkeypatch.delenv(var, raising=False)
     fw_jax.setup(1)
     import os
     assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert os.environ["JAX_DEFAULT_MATMUL_PRECISION"] == "highest"
-    assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"] and "JAX_PLATFORMS" not in os.environ
+    assert os.environ["PJRT_NPROC"] == "1" and "JAX_PLATFORMS" not in os.environ
     fw_jax.setup(2, device="cpu")
+    assert os.environ["PJRT_NPROC"] == "2"
     assert os.environ["JAX_PLATFORMS"] == "cpu" and "jax" not in sys.modules
+    with pytest.raises(params.ParameterError, match="at least one thread"):
+        fw_jax.setup(0)
+
+
+THREADS_PROGRAM = """
+import collections, os, sys
+from rosetta.frameworks import jax as fw
+fw.setup(int(sys.argv[1]), device="cpu")
+import jax, jax.numpy as jnp
+from jax import lax
+x, w, m = jnp.ones((64, 20, 24, 24)), jnp.ones((50, 20, 5, 5)), jnp.ones((800, 800))
+f = jax.jit(lambda x, w: jax.grad(lambda w: lax.conv_general_dilated(x, w, (1, 1), "VALID").sum())(w).sum()
+            + (m @ m).sum())
+f(x, w).block_until_ready()
+def cpu_ticks():
+    out = {}
+    for t in os.listdir("/proc/self/task"):
+        fields = open(f"/proc/self/task/{t}/stat").read().rsplit(")", 1)[1].split()
+        out[t] = int(fields[11]) + int(fields[12])
+    return out
+before = cpu_ticks()
+for _ in range(30):
+    f(x, w).block_until_ready()
+used = sorted((v - before.get(t, 0) for t, v in cpu_ticks().items()), reverse=True)
+print(sum(used), *used[:4])
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_xla_computes_on_the_chapter_thread_count(tmp_path, threads):
+    """The chapter's thread count is XLA's: with one thread, one thread does the work (the XLA flags the
+    book used before, ``--xla_cpu_multi_thread_eigen=false``, left it spread over every core);
+    with two, two share it. CPU time per thread, from /proc, is what a busy machine cannot blur."""
+    import os
+    python = ROOT / ".envs" / "pytensor" / "bin" / "python"
+    require_env(python, "PyTensor environment, which holds JAX")
+    if os.cpu_count() < 2 or not Path("/proc/self/task").is_dir():
+        pytest.skip("needs Linux's /proc and two cores")
+    out = subprocess.run([str(python), "-c", THREADS_PROGRAM, str(threads)], capture_output=True, text=True,
+                         timeout=300, env={"PYTHONPATH": str(Path(control_flow.__file__).resolve().parents[2]),
+                                           "ROSETTA_ROOT": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    total, *top = map(int, out.stdout.split())
+    assert total > 50, f"too little work to tell ({total} ticks)"
+    busy = [t for t in top if t > 0.1 * total]
+    assert (len(busy) == 1) if threads == 1 else (len(busy) >= 2), \
+        f"{threads} thread(s) asked for, CPU ticks per thread {top} of {total}"
 
 
 def test_bad_parameter_fails_before_any_training(tmp_path):

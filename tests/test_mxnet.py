@@ -20,14 +20,19 @@ import pytest
 import chapter_code
 from conftest import check_float64_record, check_lenet_record
 
-from rosetta.core import params, records, reference, training, weights
+import pandas as pd
+
+from rosetta.core import params, records, reference, schedule, training, tuning, weights
 
 CHAPTER = "mxnet"
 ROOT = Path(__file__).resolve().parents[1]
 TWO_LAYER = ("ndarray", "autograd", "symbol")
 LENET = ("gluon", "gluon_hybrid", "module")
 MAIN = "gluon_hybrid"
-SPEED = ("fresh_hybrid", "static_alloc", "naive_engine", "default_threads", "passive_wait", "no_onednn")
+SPEED = ("fresh_hybrid", "static_alloc", "naive_engine", "default_threads", "passive_wait", "no_onednn",
+         "after_copy")
+CANDIDATES = ("fresh_hybrid", "static_alloc")      # the settings the chapter's own process can apply
+PIPELINE = ("pipeline_numpy", "pipeline_loader0", "pipeline_loader2")
 NOISE = ("Subgraph backend", "IProgress", "Warning", "warnings.warn", "MKLDNN_ENABLED flag", "Traceback")
 MXNET_LOG = re.compile(r"\[\d\d:\d\d:\d\d\] \S+\.(cc|h):\d+")
 
@@ -62,11 +67,18 @@ def run_python(code, env_changes=None, timeout=300):
                           env=env, cwd=ROOT)
 
 
+@pytest.fixture(scope="module")
+def race_records(quick_book):
+    return quick_book.records(CHAPTER, models=("lenet_race",))
+
+
 # ------------------------------------------------------------ the chapter's records
 
 def test_every_variant_has_a_record(mx_records):
     expected = ({("two_layer", v) for v in TWO_LAYER} | {("lenet", v) for v in LENET}
-                | {("lenet", v) for v in SPEED} | {("lenet", "float64")})
+                | {("lenet", v) for v in SPEED} | {("lenet", v) for v in PIPELINE}
+                | {("lenet", "float64")}
+                | {("lenet_race", f"race_seed{s}") for s in schedule.seeds(True)})
     assert set(mx_records) == expected
 
 
@@ -146,6 +158,9 @@ def test_speed_settings_took_effect(mx_records):
     assert env["no_onednn"]["mxnet"]["onednn"] is False
     assert all(env[v]["mxnet"]["onednn"] is True for v in SPEED if v != "no_onednn")
     assert env["static_alloc"]["hybridize"] == {"static_alloc": True, "static_shape": True}
+    assert env["after_copy"]["copy_first"] == 500 * 800
+    assert env["after_copy"]["environment"] == {"MXNET_CPU_PARALLEL_SIZE": "200000"}
+    assert all(env[v]["copy_first"] == 0 for v in SPEED if v != "after_copy")
     assert env["default_threads"]["mxnet"]["omp_num_threads"] is None
     for v in SPEED:
         if v != "default_threads":
@@ -272,3 +287,103 @@ def test_float64_run_differs_only_by_float32_hyperparameters(mx_records, lenet_r
     """MXNet rounds the learning rate and momentum to float32 even for float64 weights: against a
     reference with both rounded so, the float64 run agrees to rounding (measured 3e-16 and 4e-16)."""
     check_float64_record(mx_records[("lenet", "float64")], lenet_reference, float32_hyperparameters=True)
+
+
+# ------------------------------------------------- default and tuned, the race, the loader
+
+def test_main_run_uses_the_tuned_setting(mx_records):
+    """The main record names the default and the tuned setting; the tuned one is the fastest of the
+    settings the chapter's process can apply that keeps parity over the decided steps, and the main
+    run was hybridized with its options."""
+    main = mx_records[("lenet", MAIN)]
+    summary = main["extra"]["tuning"]
+    assert summary["default"] == "fresh_hybrid"
+    assert summary["tuned"] == main["extra"]["setting"]
+    candidates = [mx_records[("lenet", v)] for v in CANDIDATES]
+    cfg = params.resolve(**main["params"])
+    x_train, y_train, _, _ = training.mnist_data(cfg)
+    margins = reference.lenet_margins(weights.lenet(cfg.seed),
+                                      training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS),
+                                      params.LENET_LR, params.LENET_MOMENTUM)
+    held = reference.decided_steps(margins["relu"], params.PARITY_STEPS)
+    chosen = tuning.choose(candidates, held)
+    assert summary["tuned"] == chosen["variant"]
+    assert main["extra"]["hybridize"] == mx_records[("lenet", chosen["variant"])]["extra"]["hybridize"]
+    assert summary == pytest.approx(tuning.summary(mx_records[("lenet", "fresh_hybrid")], chosen))
+    assert summary["speedup"] >= 1.0
+
+
+def test_race_records_follow_the_schedule_for_every_seed(race_records, mx_records):
+    from rosetta.compare import race as race_tables
+    seeds = schedule.seeds(mx_records[("lenet", MAIN)]["params"]["quick"])
+    assert set(race_records) == {("lenet_race", f"race_seed{s}") for s in seeds}
+    df = pd.DataFrame([pd.json_normalize(r).iloc[0].to_dict() | {"name": r["framework"]}
+                       for r in race_records.values()])
+    check = race_tables.schedule_check(df)
+    assert check["same"] and check["records"] == len(seeds), check["off"]
+    for rec in race_records.values():
+        p, extra = rec["params"], rec["extra"]
+        assert p["seed"] == extra["seed"] and extra["momentum_form"] == "sutskever"
+        assert extra["setting"] == mx_records[("lenet", MAIN)]["extra"]["setting"]
+        per_epoch = p["train_subset"] // p["batch_size"]
+        rates = schedule.rates(per_epoch, p["epochs"])
+        assert extra["rates"] == pytest.approx(rates[:len(rec["losses"])].tolist(), rel=0, abs=0)
+        assert rec["parity"]["gates"] is False and rec["test_accuracy"] == extra["evals"][-1]["accuracy"]
+        assert extra["reached"] == (rec["test_accuracy"] >= schedule.TARGET)
+
+
+def test_race_parity_in_the_sutskever_form(race_records):
+    """Recomputed here: the race's first losses follow the reference in MXNet's momentum form over
+    the steps before the reference's first float32 near-tie, and not the other form; the record's
+    own verdict over all checked steps is the truth."""
+    for rec in race_records.values():
+        cfg = params.resolve(**rec["params"])
+        x_train, y_train, _, _ = training.mnist_data(cfg)
+        init = weights.lenet(cfg.seed)
+        batches = training.parity_batches(x_train, y_train, cfg, params.PARITY_STEPS)
+        rates = schedule.rates(cfg.train_subset // cfg.batch_size, cfg.epochs)[:params.PARITY_STEPS]
+        ref = reference.lenet_losses(init, batches, rates, params.LENET_MOMENTUM, "sutskever")
+        held = reference.decided_steps(
+            reference.lenet_margins(init, batches, rates, params.LENET_MOMENTUM, "sutskever")["relu"],
+            params.PARITY_STEPS)
+        assert rec["extra"]["decided_steps"] == held
+        losses = rec["losses"][:params.PARITY_STEPS]
+        assert reference.max_rel_dev(losses[:held], ref[:held]) <= params.LENET_TOL
+        dev = reference.max_rel_dev(losses, ref)
+        assert rec["parity"]["max_rel_dev"] == pytest.approx(dev)
+        assert rec["parity"]["passed"] == (dev <= params.LENET_TOL)
+        other = reference.lenet_losses(init, batches[:held], rates[:held], params.LENET_MOMENTUM, "pytorch")
+        assert reference.max_rel_dev(losses[:held], other) > params.LENET_TOL, "the form check is not sharp"
+
+
+def test_every_loader_gives_the_same_batches(mx_records):
+    """Gluon's DataLoader (with and without workers) and the NumPy slices train on the same batches
+    in the same order: the same losses at every step, the first within the reference's tolerance."""
+    recs = {v: mx_records[("lenet", v)] for v in PIPELINE}
+    losses = {v: r["losses"] for v, r in recs.items()}
+    assert len({len(v) for v in losses.values()}) == 1 and len(losses["pipeline_numpy"]) >= params.PARITY_STEPS
+    for v, r in recs.items():
+        assert r["extra"]["setting"] == mx_records[("lenet", MAIN)]["extra"]["setting"]
+        assert r["extra"]["fetch_only_s"] > 0
+        assert np.max(np.abs(np.asarray(losses[v]) - losses["pipeline_numpy"])) <= 1e-6 * abs(losses[v][0]), v
+
+
+def test_serial_copies_keep_the_process_as_a_fresh_one():
+    """rosetta.frameworks.mxnet sets MXNET_CPU_PARALLEL_SIZE before MXNet loads: copying a LeNet weight
+    matrix from NumPy then starts no OpenMP team in the Python thread (no new thread), while MXNet's
+    own threshold does."""
+    code = """
+import os
+from rosetta.core import threads
+threads.pin(2)
+from rosetta.frameworks import mxnet as fw_mxnet
+import numpy as np, mxnet as mx
+mx.nd.ones((4, 4)).wait_to_read()
+before = len(os.listdir("/proc/self/task"))
+mx.nd.array(np.zeros(500 * 800, np.float32)).wait_to_read()
+print(os.environ["MXNET_CPU_PARALLEL_SIZE"], len(os.listdir("/proc/self/task")) - before)
+"""
+    size, new_threads = run_python(code).stdout.split()[-2:]
+    assert size == str(2 ** 31 - 1) and int(new_threads) == 0
+    size, new_threads = run_python(code, {"MXNET_CPU_PARALLEL_SIZE": "200000"}).stdout.split()[-2:]
+    assert size == "200000" and int(new_threads) >= 1

@@ -126,3 +126,55 @@ def test_tables_say_what_is_wrong():
         tables.text([1, 2])
     with pytest.raises(KeyError, match=r"formats name columns the table lacks: \['nope'\]"):
         tables.numbers(pd.DataFrame({"a": [1.0]}), nope="{:.1f}")
+
+
+# ------------------------------------------------------------------ what a reader reads
+
+# What must not appear in the text a reader reads (prose, tables and printed outputs; the code
+# cells' own source is left out, where `int(s)` is code): "(s)" plurals, temporary and build
+# paths, the build's own folder, process ids. The build's ports are never printed: the
+# scaling chapter writes "<port>" where one would be.
+MACHINERY = {
+    "a '(s)' plural": r"[A-Za-z]\(s\)",
+    "a temporary path": r"/tmp/",
+    "a build path": r"/_build/",
+    "a process id": r"\bpids?\b",
+}
+
+
+def reader_text(page) -> str:
+    """The text of a built page as a reader reads it: its main content, without the source of
+    code cells and of the code blocks the side-by-side tabs show."""
+    import bs4
+    soup = bs4.BeautifulSoup(page.read_text(), "html.parser")
+    main = soup.find("main") or soup
+    for code in main.select("div.cell_input, div[class*='highlight-python'], div[class*='highlight-ipython']"):
+        code.decompose()
+    return main.get_text(" ")
+
+
+def machinery_on(page, root=ROOT) -> list:
+    text = reader_text(page)
+    found = [(what, m) for what, pattern in MACHINERY.items() for m in re.finditer(pattern, text, re.I)]
+    found += [("the book's folder", m) for m in re.finditer(re.escape(str(root)), text)]
+    return [f"{page.name}: {what}: ...{text[max(0, m.start() - 50):m.end() + 30]!r}..." for what, m in found]
+
+
+def test_machinery_check_finds_what_it_looks_for(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text("<main><p>Trained for 1 epoch(s) in /work/book/_build/x (pid 42); see /tmp/a.</p>"
+                    "<div class='cell_input'><pre>tuple(int(s) for s in shape)</pre></div>"
+                    "<div class='cell_output'><pre>traced 2 time(s)</pre></div></main>")
+    found = "\n".join(machinery_on(page, root="/work/book"))
+    assert found.count("'(s)' plural") == 2 and "int(s)" not in found
+    assert "temporary path" in found and "build path" in found and "process id" in found
+    assert "the book's folder" in found
+    page.write_text("<main><p>Trained for 3 epochs (a median of 2.1 ms (s) per step), rapid.</p></main>")
+    assert machinery_on(page, root="/work/book") == []
+
+
+def test_no_page_shows_the_machinery(quick_book):
+    assert quick_book.html is not None, "the quick build ran a subset of chapters: no HTML"
+    pages = [quick_book.html / "index.html", *sorted((quick_book.html / "chapters").glob("*.html"))]
+    found = [line for page in pages for line in machinery_on(page)]
+    assert not found, f"{len(found)} places show the machinery to the reader:\n" + "\n".join(found[:40])

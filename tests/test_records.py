@@ -84,6 +84,49 @@ def test_load_makes_a_tidy_table(tmp_path):
     assert len(long) == 6 and np.isnan(long["reference"]).sum() == 2
 
 
+def gpu_sample(gpu, **over):
+    """A FIXTURE GPU record (a CPU sample with its device fields changed), never a measurement."""
+    from rosetta.core import accelerator
+    return sample(device="cuda", device_name=gpu, extra={"fixture": "not a GPU measurement"},
+                  accelerator=accelerator.describe(name=gpu, capability=(8, 0), cuda="12.9", cudnn="9",
+                                                   driver="fixture"), **over)
+
+
+def test_load_keeps_each_machines_record_and_one_record_once(tmp_path):
+    """The same run (same file name) on two GPUs, both ``cuda``: two rows; the same record in this
+    build and in data/records: one row, the first folder's."""
+    build, kept = tmp_path / "_build" / "records" / "pytorch", tmp_path / "data" / "records"
+    a, b = gpu_sample("FIXTURE GPU A"), gpu_sample("FIXTURE GPU B")
+    assert records.filename(a) == records.filename(b)
+    assert (records.machine(a), records.machine(b)) == ("FIXTURE GPU A", "FIXTURE GPU B")
+    records.write(a, kept / "fixture-gpu-a" / "pytorch")
+    records.write(b, kept / "fixture-gpu-b" / "pytorch")
+    cpu = sample()
+    records.write(cpu, build)
+    records.write(cpu, kept / "cpu" / "pytorch")                     # the same record imported: once
+    records.write(dict(a, date="2000-01-01T00:00:00+00:00"), build)    # this build's run on GPU A shadows the kept one
+    df = records.load(build, kept)
+    assert len(df) == 3
+    assert sorted(df["device_name"]) == ["FIXTURE GPU A", "FIXTURE GPU B", "cpu"]
+    on_a = df[df["device_name"] == "FIXTURE GPU A"].iloc[0]
+    assert on_a["date"].startswith("2000") and on_a["source"].startswith(str(build))
+    assert df[df["device"] == "cpu"].iloc[0]["source"].startswith(str(build))
+    # a GPU record without an accelerator dict is named by its device name; a CPU record by its CPU
+    assert records.machine(dict(a, accelerator=None)) == "FIXTURE GPU A" and records.machine(cpu) == "cpu"
+
+
+def test_frame_of_records_in_memory_is_what_load_reads_from_files(tmp_path):
+    recs = [sample(variant="a"), sample(variant="b", model="lenet", test_accuracy=0.9)]
+    for rec in recs:
+        records.write(rec, tmp_path)
+    loaded = records.load(tmp_path).drop(columns="source").sort_values("variant").reset_index(drop=True)
+    framed = records.frame(recs)
+    assert list(framed.columns) == list(loaded.columns)
+    assert framed.drop(columns=["losses", "parity.rel_dev", "parity.reference"]).equals(
+        loaded.drop(columns=["losses", "parity.rel_dev", "parity.reference"]))
+    assert framed["losses"].tolist() == loaded["losses"].tolist()
+
+
 def test_recorder_saves_then_enforces_parity_unless_told_not_to(tmp_path, capsys):
     """A run outside the tolerance is written either way; ``check=False`` (float32 LeNet runs, whose
     parity a float64 run checks) reports it in one line instead of raising."""

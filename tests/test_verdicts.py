@@ -4,6 +4,7 @@ Every record here is a FIXTURE: made with records.make from small synthetic valu
 pytest's tmp_path, never to data/records/. GPU fixtures are CPU fixture records with their device
 fields changed, and their device names say so.
 """
+import json
 import re
 import subprocess
 import sys
@@ -347,6 +348,49 @@ def test_the_matmul_yardstick_is_a_record_read_per_machine(tmp_path):
     frac = compare.peak_table(df, yard)
     assert frac["same machine"].all()
     assert frac.iloc[0]["fraction of peak (%)"] == pytest.approx(frac.iloc[0]["GFLOP/s"])     # peak 100
+
+
+def test_a_gpu_run_is_set_against_its_own_gpus_float32_rate(tmp_path):
+    """FIXTURE yardsticks: the CPU's (numpy) and GPU A's (float32 and TF32, kept by peak.save from the
+    accelerator of a FIXTURE GPU recorder); GPU B has none. No run takes another device's rate."""
+    from rosetta.core import accelerator, peak
+    cpu = records.Recorder(framework="pytorch", framework_version="0", device="cpu", device_name=FIXTURE_CPU,
+                           threads=2, params={"quick": True}, folder=folder(tmp_path, "pytorch"))
+    cpu_rate = {"backend": "numpy", "n": 8, "threads_used": 2, "median_s": 0.1, "samples_s": [0.1], "gflops": 50.0}
+    gpu_acc = accelerator.describe(name=GPU_A, capability=(8, 0), cuda="12.9", cudnn="9", driver="fixture",
+                                   matmul={"float32": 10_000.0, "tf32": 80_000.0, "n": 16,
+                                           "samples_s": {"float32": [2e-6, 2e-6], "tf32": [1e-6, 1e-6]}})
+    gpu = records.Recorder(framework="pytorch", framework_version="0", device="cuda", device_name=GPU_A,
+                           threads=2, params={"quick": True}, folder=folder(tmp_path, "pytorch"), accelerator=gpu_acc)
+    for r in peak.save({"rates": [cpu_rate]}, cpu):              # FIXTURE rates, not measured
+        r["cpu"] = FIXTURE_CPU
+        records.write(r, folder(tmp_path, "pytorch"))
+    saved = peak.save({"rates": []}, gpu)
+    assert [(r["variant"], r["device"], r["extra"]["gflops"]) for r in saved] == \
+        [("float32", "cuda", 10_000.0), ("tf32", "cuda", 80_000.0)]
+    from rosetta.core import archive
+    assert archive.problems(json.loads(json.dumps(saved[0]))) == []     # a GPU's yardstick can come home
+    yard = compare.peaks(compare.load_model(verdicts.MATMUL, tmp_path / "_build", tmp_path / "committed"))
+    assert list(zip(yard["device"], yard["machine"], yard["peak GFLOP/s"])) == \
+        [("cpu", FIXTURE_CPU, 50.0), ("cuda", GPU_A, 10_000.0)]          # float32, never TF32
+    fixture_record(folder(tmp_path, "mxnet"), "mxnet", median=0.02)
+    fixture_record(folder(tmp_path, "mxnet"), "mxnet", median=0.002, device="cuda", device_name=GPU_A)
+    fixture_record(tmp_path / "committed" / "fixture-gpu-b" / "mxnet", "mxnet", median=0.001, device="cuda",
+                   device_name=GPU_B)                           # kept from another GPU: the same file name
+    df = load(tmp_path)
+    assert len(df) == 3
+    frac = compare.peak_table(df, yard).set_index("device name")
+    gflops = frac["GFLOP/s"]
+    assert frac.loc[FIXTURE_CPU, "fraction of peak (%)"] == pytest.approx(100 * gflops[FIXTURE_CPU] / 50.0)
+    assert frac.loc[GPU_A, "fraction of peak (%)"] == pytest.approx(100 * gflops[GPU_A] / 10_000.0)
+    assert np.isnan(frac.loc[GPU_B, "fraction of peak (%)"]) and not frac.loc[GPU_B, "same machine"]
+    assert frac.loc[GPU_B, "yardstick"] == compare.NO_YARDSTICK and GPU_A in frac.loc[GPU_A, "yardstick"]
+    assert "no yardstick on this device" in verdicts.fraction_sentence(frac.reset_index(), GPU_B)
+    said = verdicts.fraction_sentence(frac.reset_index(), GPU_A)
+    assert said.startswith(f"On {GPU_A}, the best LeNet run") and "10000.0 GFLOP/s" in said
+    lines = verdicts.conclusions(pd.DataFrame(), compare.speed_table(df), frac.reset_index(),
+                                 {"theano_s": float("nan"), "others_s": float("nan")}, pd.DataFrame(), [], GPU_A)
+    assert any(f"LeNet run on {GPU_A} uses" in line for line in lines)
 
 
 # ------------------------------------------------------------- the chapter

@@ -106,8 +106,8 @@ REASONS = {
                              "`pytensor`); its forward pass is the loss expression under *The loss*, and LeNet in the "
                              "same idiom is in the Theano tab.",
     ("pytensor", "evaluate"): "The PyTensor chapter runs the 2-layer net only, which has no test set.",
-    ("pytensor", "control_flow"): "The PyTensor chapter runs the 2-layer net only; `pytensor.scan` is Theano's `scan` "
-                                  "(see the Theano tab).",
+    ("pytensor", "control_flow"): "`pytensor.scan` is Theano's `scan` with `theano` renamed (see the Theano tab); "
+                                  "the PyTensor chapter runs it from `rosetta.frameworks.control_flow` and records it.",
     ("keras3", "data"): "The Keras 3 programs are whole files, run once per backend; the shared arrays and weights go in "
                         "inside them (`ops.convert_to_tensor`, `set_weights`), under *The loss* and *The forward pass*.",
     ("keras3", "control_flow"): "The Keras appendix trains the two programs only; Keras 3 leaves loops to its backend "

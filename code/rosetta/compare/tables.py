@@ -59,7 +59,8 @@ def load(build=None, committed=None, folders=None) -> pd.DataFrame:
     LeNet, are compared in that chapter). ``folders`` replaces the default folders (this build's chapters, then ``data/records``).
     Added columns: ``origin`` ("this build" or "committed"), ``chapter`` (the folder the record
     was in), ``name`` (the framework's name) and ``label`` ("<Framework> <variant>"). A record of
-    this build shadows a committed one of the same framework, model, variant and device.
+    this build shadows a committed one of the same framework, model, variant, device and machine
+    (:func:`rosetta.core.records.machine`); runs of two machines are both kept.
     """
     committed = Path(committed) if committed is not None else records.committed_dir()
     df = _all_records(build, committed, folders)
@@ -276,38 +277,68 @@ def load_model(model, build=None, committed=None, folders=None) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+NO_YARDSTICK = "no yardstick on this device"
+
+
+def _machines(df) -> pd.Series:
+    """Per record, the machine it ran on (:func:`rosetta.core.records.machine`): the GPU's name for
+    a GPU run, the processor's (``cpu``) for a CPU run."""
+    if df.empty:
+        return pd.Series([], dtype=object, index=df.index)
+    gpu = df["accelerator.name"] if "accelerator.name" in df else pd.Series(None, index=df.index, dtype=object)
+    gpu = gpu.where(gpu.notna() & (gpu != ""), df["device_name"])
+    cpu = df["cpu"] if "cpu" in df else df["device_name"]
+    return gpu.where(df["device"] != "cpu", cpu)
+
+
 def peaks(matmul) -> pd.DataFrame:
-    """The yardstick of every machine that measured one: the best float32 matrix-multiply rate per
-    (CPU, threads), from the ``matmul`` records, with the backend that reached it."""
-    cols = ["cpu", "threads", "peak GFLOP/s", "backend", "n", "date"]
+    """The yardstick of every device that measured one: the best float32 matrix-multiply rate per
+    CPU and thread count, and per GPU (its ``float32`` record, never TF32), from the ``matmul``
+    records, with the backend that reached it. ``machine`` names the CPU or the GPU."""
+    cols = ["device", "machine", "threads", "peak GFLOP/s", "backend", "n", "date"]
     if matmul.empty:
         return pd.DataFrame(columns=cols)
-    best = matmul.loc[matmul.groupby(["cpu", "threads"])["extra.gflops"].idxmax()]
-    return pd.DataFrame({"cpu": best["cpu"], "threads": best["threads"].astype(int),
-                         "peak GFLOP/s": best["extra.gflops"].astype(float), "backend": best["extra.backend"],
-                         "n": best["extra.n"].astype(int), "date": best["date"]})[cols].reset_index(drop=True)
+    part = matmul.assign(machine=_machines(matmul))
+    precision = part["extra.precision"] if "extra.precision" in part else pd.Series(None, index=part.index)
+    part = part[precision.isna() | (precision == "float32")].copy()      # CPU records are float32
+    part["_threads"] = np.where(part["device"] == "cpu", part["threads"].astype(int), 0)
+    best = part.loc[part.groupby(["device", "machine", "_threads"])["extra.gflops"].idxmax()]
+    out = pd.DataFrame({"device": best["device"], "machine": best["machine"],
+                        "threads": [int(t) if d == "cpu" else None for d, t in zip(best["device"], best["threads"])],
+                        "peak GFLOP/s": best["extra.gflops"].astype(float), "backend": best["extra.backend"],
+                        "n": best["extra.n"].astype(int), "date": best["date"]})[cols]
+    return out.sort_values(["device", "machine", "threads"], key=lambda c: c.map(str)).reset_index(drop=True)
 
 
 def peak_table(df, peak) -> pd.DataFrame:
-    """Training FLOP rate of every CPU run and its fraction of its machine's matrix-multiply peak.
+    """Training FLOP rate of every run and its fraction of the float32 matrix-multiply rate of its own device.
 
     FLOPs per step come from :mod:`rosetta.core.flops` (LeNet: per image times the batch size).
-    ``peak`` is :func:`peaks`; a run is compared with the peak measured on its CPU with its thread
-    count, and gets NaN (``same machine`` False) where none was measured.
+    ``peak`` is :func:`peaks`; a CPU run is compared with the rate measured on its CPU with its
+    thread count, a GPU run with the rate measured on its GPU. A run with no such yardstick gets
+    NaN, ``same machine`` False and "no yardstick on this device" (never another device's rate).
     """
-    cols = ["framework", "model", "variant", "label", "GFLOP/s", "fraction of peak (%)", "same machine"]
-    part = df[df["device"] == "cpu"] if len(df) else df
-    if part.empty:
+    cols = ["framework", "model", "variant", "device", "device name", "label", "GFLOP/s", "yardstick (GFLOP/s)",
+            "fraction of peak (%)", "yardstick", "same machine"]
+    if df.empty:
         return pd.DataFrame(columns=cols)
-    per_step = np.where(part["model"] == "lenet", flops.training_flops() * part["params.batch_size"].astype(float),
+    per_step = np.where(df["model"] == "lenet", flops.training_flops() * df["params.batch_size"].astype(float),
                         float(flops.training_flops(flops.two_layer_layers())))
-    rate = per_step / part["timing.median_s"] / 1e9
-    yardstick = {(r["cpu"], int(r["threads"])): r["peak GFLOP/s"] for _, r in peak.iterrows()}
-    machine = pd.Series([yardstick.get((c, int(t)), np.nan) for c, t in zip(part["cpu"], part["threads"])],
-                        index=part.index, dtype=float)
-    out = pd.DataFrame({"framework": part["name"], "model": part["model"].map(MODEL_NAMES),
-                        "variant": part["variant"], "label": part["label"], "GFLOP/s": rate,
-                        "fraction of peak (%)": 100 * rate / machine, "same machine": machine.notna()})
+    rate = per_step / df["timing.median_s"] / 1e9
+    yardstick = {(r["device"], r["machine"], r["threads"] if r["device"] == "cpu" else None): r
+                 for _, r in peak.iterrows()}
+    keys = [(d, m, int(t) if d == "cpu" else None) for d, m, t in zip(df["device"], _machines(df), df["threads"])]
+    found = [yardstick.get(k) for k in keys]
+    machine = pd.Series([np.nan if y is None else float(y["peak GFLOP/s"]) for y in found], index=df.index,
+                        dtype=float)
+    said = [NO_YARDSTICK if y is None else
+            f"float32 matrix product on {y['machine']}" + (f", {y['threads']} threads" if y["device"] == "cpu" else "")
+            for y in found]
+    out = pd.DataFrame({"framework": df["name"], "model": df["model"].map(MODEL_NAMES),
+                        "variant": df["variant"], "device": df["device"], "device name": df["device_name"],
+                        "label": df["label"], "GFLOP/s": rate, "yardstick (GFLOP/s)": machine,
+                        "fraction of peak (%)": 100 * rate / machine, "yardstick": said,
+                        "same machine": machine.notna()})
     return out[cols].reset_index(drop=True)
 
 

@@ -354,10 +354,12 @@ def conclusions(parity, speed, lenet_fraction, compile_row, checks, missing, dev
     elif best["frameworks"] > 1:
         lines.append(f"On {where}, the frameworks train LeNet at the same speed within their measured spread "
                      f"({best['fastest_ms']:.1f} to {best['slowest_ms']:.1f} ms per step).")
+    if len(lenet_fraction) and "device name" in lenet_fraction:        # the device's own yardstick only
+        lenet_fraction = tables.on_device(lenet_fraction, device).dropna(subset=["fraction of peak (%)"])
     if len(lenet_fraction):
         med = float(lenet_fraction["fraction of peak (%)"].median())
-        lines.append(f"The median LeNet run uses {med:.0f}% of the machine's measured matrix-multiply rate, the best "
-                     f"{lenet_fraction['fraction of peak (%)'].max():.0f}%"
+        lines.append(f"The median LeNet run on {where} uses {med:.0f}% of the float32 matrix-multiply rate measured "
+                     f"there, the best {lenet_fraction['fraction of peak (%)'].max():.0f}%"
                      + (": for most runs, overheads weigh more than arithmetic." if med < 50 else "."))
     if np.isfinite(compile_row["theano_s"]) and np.isfinite(compile_row["others_s"]):
         lines.append(f"Compiling the control-flow loop from an empty cache took Theano {compile_row['theano_s']:.1f} s, "
@@ -375,6 +377,35 @@ def conclusions(parity, speed, lenet_fraction, compile_row, checks, missing, dev
 
 
 # ------------------------------------------------------------ speed words
+
+def fraction_sentence(fraction, device) -> str:
+    """What :func:`rosetta.compare.tables.peak_table` says of one device's LeNet runs, each set against
+    the float32 matrix-multiply rate measured on that device; "no yardstick on this device" where
+    none was measured there (another device's rate is never used)."""
+    part = tables.on_device(fraction, device) if len(fraction) else fraction
+    where = "the CPU" if device == "cpu" else device
+    lenet = part[part["model"] == "LeNet"].dropna(subset=["fraction of peak (%)"]) if len(part) else part
+    without = int((~part["same machine"].astype(bool)).sum()) if len(part) else 0
+    if lenet.empty:
+        return (f"On {where}, no LeNet run has a fraction of peak: "
+                + (f"{tables.NO_YARDSTICK} (no float32 matrix product was measured there)." if without else
+                   "no comparable LeNet run."))
+    top = lenet.sort_values("fraction of peak (%)").iloc[-1]
+    med = float(lenet["fraction of peak (%)"].median())
+    over = int((part["fraction of peak (%)"] > 100).sum())
+    return (f"On {where}, the best LeNet run, {top['label']}, computes {top['GFLOP/s']:.1f} GFLOP/s, "
+            f"{top['fraction of peak (%)']:.0f}% of the float32 matrix-multiply rate measured there "
+            f"({top['yardstick (GFLOP/s)']:.1f} GFLOP/s); the median LeNet run reaches {med:.0f}%. "
+            + ("Most runs leave the arithmetic units idle for much of a step: with a network this small and small "
+               "batches, converting layouts, launching operators, the optimizer's updates and Python itself take "
+               "their share." if med < 50 else "The typical run keeps the arithmetic units busy for most of a step.")
+            + (f" {over} {'run exceeds' if over == 1 else 'runs exceed'} 100%: the rate was measured at another "
+               "moment than those runs, on a machine whose load varies, so the yardstick itself moved; read such "
+               "bars as \"about the peak\"." if over else "")
+            + (f" {without} {'run' if without == 1 else 'runs'} ran on another processor or with another thread "
+               f"count than any measured rate and {'is' if without == 1 else 'are'} left without a fraction."
+               if without else ""))
+
 
 def speed_sentence(speed, model, device) -> str:
     """The ranking of one model on one device, in words that follow the measured spread."""

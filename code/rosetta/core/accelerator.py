@@ -18,6 +18,7 @@ import struct
 import subprocess
 
 FIELDS = ("name", "compute_capability", "driver", "cuda", "cudnn")
+PRECISIONS = ("float32", "tf32")          # the matrix-multiply rates a GPU record may carry
 FATBIN_MAGIC = 0xBA55ED50
 
 
@@ -41,14 +42,20 @@ def driver_version():
 
 def describe(*, name, capability, cuda, cudnn, driver=None, memory_bytes=None, matmul=None) -> dict:
     """The record's ``accelerator`` dict. ``capability`` is (major, minor) or "X.Y"; ``matmul``
-    the device's measured matrix-multiply rates (GFLOP/s by precision, e.g. float32 and tf32)."""
+    the device's measured matrix-multiply rates: GFLOP/s by precision (:data:`PRECISIONS`), and
+    optionally the matrix size ``n`` and the timed products' ``samples_s`` by precision, from
+    which :func:`rosetta.core.peak.save` keeps the rates as ``matmul`` records of the GPU."""
     if capability is not None and not isinstance(capability, str):
         capability = "{}.{}".format(*capability)
+    matmul = matmul or {}
     return {"name": str(name), "compute_capability": capability,
             "driver": driver if driver is not None else driver_version(),
             "cuda": None if cuda is None else str(cuda), "cudnn": None if cudnn is None else str(cudnn),
             "memory_bytes": None if memory_bytes is None else int(memory_bytes),
-            "matmul_gflops": None if matmul is None else {k: float(v) for k, v in matmul.items()}}
+            "matmul_gflops": {k: float(v) for k, v in matmul.items() if k in PRECISIONS} or None,
+            "matmul_n": int(matmul["n"]) if matmul.get("n") else None,
+            "matmul_samples_s": {k: [float(t) for t in v] for k, v in matmul["samples_s"].items()}
+            if matmul.get("samples_s") else None}
 
 
 def check(acc) -> list:

@@ -14,7 +14,7 @@ A :class:`Loop` may carry ``variants``: other ways to run the same loop (MXNet's
 Each framework writes both with its own construct (:mod:`rosetta.frameworks.control_flow`):
 a Python loop in PyTorch, ``tf.while_loop`` in TensorFlow, ``contrib.foreach`` and
 ``contrib.while_loop`` in a hybridized MXNet block, ``theano.scan`` (with ``until``) in
-Theano, ``lax.scan`` and ``lax.while_loop`` in a jitted JAX function. Every builder returns a :class:`Loop` whose ``run(xs, w, h0, limit)`` gives
+Theano (and, the same program, in PyTensor), ``lax.scan`` and ``lax.while_loop`` in a jitted JAX function. Every builder returns a :class:`Loop` whose ``run(xs, w, h0, limit)`` gives
 ``(loss, grad, steps)`` as float64 NumPy values, so that :func:`reference` can check them.
 This module imports no framework: it holds the problem, the NumPy reference, the checks and
 :func:`save`, which each framework chapter uses to record its loop (model ``recurrence``)
@@ -36,6 +36,7 @@ CONSTRUCTS = {"pytorch": "Python for loop (define-by-run)",
               "tensorflow": "tf.while_loop in a tf.function",
               "mxnet": "contrib.foreach / contrib.while_loop in a hybridized HybridBlock",
               "theano": "theano.scan (+ theano.scan.until)",
+              "pytensor": "pytensor.scan (+ pytensor.scan.until), compiled to C",
               "jax": "lax.scan / lax.while_loop in a jitted function"}
 
 

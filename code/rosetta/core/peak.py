@@ -124,24 +124,36 @@ def save(machine: dict, recorder) -> list:
 
     The framework is the backend's library (``numpy`` or ``pytorch``); the timing holds the
     timed products; there are no losses. The comparison chapter takes its yardstick from them.
+    A recorder on a GPU whose ``accelerator`` carries the GPU's measured rates with their samples
+    (``pytorch.gpu_matmul_rate``) also gets one record per precision on that GPU (device
+    ``cuda``, variant the precision: ``float32``, ``tf32``): the yardstick of the runs on it.
     """
-    from rosetta.core import records, timing
+    from rosetta.core import records
     saved = []
     for rate in machine["rates"]:
-        samples = rate["samples_s"]
         framework, version = ("numpy", np.__version__) if rate["backend"] == "numpy" else \
             ("pytorch", __import__("torch").__version__)
-        probe_summary = {
-            "timing": {"first_step_s": samples[0], "warmup_steps": 0, "warmup_s": 0.0, **timing.stats(samples),
-                       "wall_s": float(sum(samples)), "samples_s": samples},
-            "memory": {"peak_rss_bytes": None, "baseline_rss_bytes": None, "rss_increase_bytes": None,
-                       "peak_isolated": False, "device_peak_bytes": None}}
-        rec = records.make(**{**recorder.common, "framework": framework, "framework_version": version,
-                              "device": "cpu", "device_name": records.cpu_name()},
-                           variant=rate["backend"], model="matmul", losses=[], reference=[], tolerance=0.0,
-                           probe_summary=probe_summary, gates=False,
-                           extra={k: rate[k] for k in ("backend", "n", "threads_used", "gflops")})
-        records.write(rec, recorder.folder)
-        recorder.saved.append(rec)
-        saved.append(rec)
+        saved.append(_save(recorder, rate["samples_s"], framework=framework, framework_version=version,
+                           device="cpu", device_name=records.cpu_name(), accelerator=None, variant=rate["backend"],
+                           extra={k: rate[k] for k in ("backend", "n", "threads_used", "gflops")}))
+    acc = recorder.common.get("accelerator") or {}
+    if recorder.common["device"] != "cpu" and acc.get("matmul_n") and acc.get("matmul_samples_s"):
+        for precision, gflops in (acc.get("matmul_gflops") or {}).items():
+            saved.append(_save(recorder, acc["matmul_samples_s"][precision], variant=precision,
+                               extra={"backend": recorder.common["framework"], "precision": precision,
+                                      "n": acc["matmul_n"], "threads_used": None, "gflops": gflops}))
     return saved
+
+
+def _save(recorder, samples, *, variant, extra, **fields):
+    from rosetta.core import records, timing
+    probe_summary = {
+        "timing": {"first_step_s": samples[0], "warmup_steps": 0, "warmup_s": 0.0, **timing.stats(samples),
+                   "wall_s": float(sum(samples)), "samples_s": list(samples)},
+        "memory": {"peak_rss_bytes": None, "baseline_rss_bytes": None, "rss_increase_bytes": None,
+                   "peak_isolated": False, "device_peak_bytes": None}}
+    rec = records.make(**{**recorder.common, **fields}, variant=variant, model="matmul", losses=[], reference=[],
+                       tolerance=0.0, probe_summary=probe_summary, gates=False, extra=extra)
+    records.write(rec, recorder.folder)
+    recorder.saved.append(rec)
+    return rec

@@ -149,7 +149,8 @@ class Recorder:
         except ParityError as err:
             if check:
                 raise
-            print(f"parity not reached in this float32 run: {err}")
+            import textwrap
+            print(textwrap.fill(f"parity not reached in this float32 run: {err}", width=77))
         return rec
 
     def table(self):
@@ -171,6 +172,15 @@ def summarize(recs):
             "test accuracy (%)": None if r["test_accuracy"] is None else 100 * r["test_accuracy"],
         })
     return pd.DataFrame(rows)
+
+
+def machine(rec: dict) -> str:
+    """The machine a record's run used: its GPU's name for a GPU run (``accelerator.name``, else
+    ``device_name``), its processor's name for a CPU run (``device_name``, else ``cpu``)."""
+    if rec.get("device") not in (None, "cpu") and isinstance(rec.get("accelerator"), dict) \
+            and rec["accelerator"].get("name"):
+        return str(rec["accelerator"]["name"])
+    return str(rec.get("device_name") or rec.get("cpu") or "unknown")
 
 
 def filename(rec: dict) -> str:
@@ -246,22 +256,34 @@ def load(*folders):
 
     Nested fields are flattened (``timing.median_s``, ``memory.peak_rss_bytes``,
     ``parity.max_rel_dev``, ``params.batch_size``...); list fields stay lists.
-    A record found in several folders is taken from the first. Folders that a user gives
-    are checked with :func:`check_folders` first (the comparison's loader does).
+    A record is identified by its file name (framework, model, variant, device) and its
+    :func:`machine`: records of the same run on two machines (two GPUs, both ``cuda``) are both
+    kept, and one record found in several folders (this build's, and the same file imported into
+    ``data/records``) is taken once, from the first. Folders that a user gives are checked with
+    :func:`check_folders` first (the comparison's loader does).
     """
     import pandas as pd
     folders = folders or (default_dir(), committed_dir())
     rows, seen = [], set()
     for folder in folders:
         for path in sorted(Path(folder).rglob("*.json")) if Path(folder).is_dir() else []:
-            if path.name in seen:
-                continue
-            seen.add(path.name)
             rec = read(path)
-            row = pd.json_normalize(rec, max_level=1).iloc[0].to_dict()
-            row["source"] = str(path)
-            rows.append(row)
+            if (path.name, machine(rec)) in seen:
+                continue
+            seen.add((path.name, machine(rec)))
+            rows.append({**_row(rec), "source": str(path)})
     return pd.DataFrame(rows)
+
+
+def _row(rec: dict) -> dict:
+    import pandas as pd
+    return pd.json_normalize(rec, max_level=1).iloc[0].to_dict()
+
+
+def frame(recs):
+    """Records in memory (``Recorder.save``'s return values) as :func:`load` gives them from files."""
+    import pandas as pd
+    return pd.DataFrame([_row(r) for r in recs])
 
 
 def losses_long(df):

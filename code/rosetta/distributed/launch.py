@@ -307,7 +307,7 @@ class Group:
                     raise WorkerDied(
                         f"worker {job.name!r} (pid {job.proc.pid}) {_how(code)} "
                         f"{job.ended - self.started:.1f} s after the start; "
-                        f"stopped {len(others)} other(s) still running ({', '.join(others) or 'none'}). "
+                        f"stopped the others still running: {', '.join(others) or 'none'}. "
                         f"Its log {job.log} ends with:\n{_tail(job.log)}")
             if all(j.proc.poll() == 0 for j in self.jobs):
                 self.seconds = time.monotonic() - self.started

@@ -37,3 +37,21 @@ def waiting_on(block):
         block()
         return value
     return wait
+
+
+def compile_timed(build, cache):
+    """Call ``build()`` (a compilation) and time it; returns ``(result, seconds, kind)``, ``kind`` the
+    one-off cost's kind by what the compilation did to its compile cache folder ``cache``:
+    ``"compile_cold"`` where it wrote new files there (it compiled code that no earlier run had
+    left), ``"compile_warm"`` where it found everything it needed (records.ONE_OFF_KINDS).
+    ``cache=None`` is a compiler that keeps nothing between runs: always ``"compile_cold"``."""
+    import time
+    from pathlib import Path
+
+    def files():
+        return {p for p in Path(cache).rglob("*") if p.is_file()} if cache and Path(cache).is_dir() else set()
+    before = files()
+    t0 = time.perf_counter()
+    result = build()
+    seconds = time.perf_counter() - t0
+    return result, seconds, "compile_cold" if cache is None or files() - before else "compile_warm"

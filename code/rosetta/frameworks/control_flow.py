@@ -146,6 +146,30 @@ def mxnet_loop() -> cf.Loop:
 
 # ------------------------------------------------------------------- Theano
 
+def _scan_graph(scan, T, until, calls):
+    """The recurrence as Theano's ``scan`` with ``until`` (PyTensor's is the same): the compiled
+    function's inputs and outputs (loss, its gradient with respect to ``w``, the steps taken).
+    ``scan`` returns the states only."""
+    xs, w, h0 = T.tensor3("xs", dtype="float64"), T.matrix("w", dtype="float64"), T.matrix("h0", dtype="float64")
+    limit = T.scalar("limit", dtype="float64")
+
+    def step(x_t, h, w, limit):
+        calls[0] += 1                              # runs once, while the graph is built
+        h_next = T.tanh(T.dot(h, w) + x_t)
+        return h_next, until(T.sqrt(T.sum(h_next ** 2)) >= limit)
+
+    hs = scan(step, sequences=xs, outputs_info=h0, non_sequences=[w, limit])
+    loss = hs[-1].sum()
+    return [xs, w, h0, limit], [loss, T.grad(loss, w), hs.shape[0]]
+
+
+def _scan_run(f):
+    def run(xs, w, h0, limit=np.inf):
+        loss, grad, steps = f(xs, w, h0, limit)
+        return float(loss), np.asarray(grad), int(steps)
+    return run
+
+
 def theano_loop(cold: bool = True) -> cf.Loop:
     """``theano.scan`` with ``until``; ``cold`` compiles it into an empty compile cache (the cost a
     new machine pays), then gives the chapter its own cache back."""
@@ -161,33 +185,43 @@ def theano_loop(cold: bool = True) -> cf.Loop:
     import theano.tensor as T
     from theano.scan import until
     calls = [0]
-
-    xs, w, h0 = T.tensor3("xs", dtype="float64"), T.matrix("w", dtype="float64"), T.matrix("h0", dtype="float64")
-    limit = T.scalar("limit", dtype="float64")
-
-    def step(x_t, h, w, limit):
-        calls[0] += 1                              # runs once, while the graph is built
-        h_next = T.tanh(T.dot(h, w) + x_t)
-        return h_next, until(h_next.norm(2) >= limit)
-
-    hs, _ = theano.scan(step, sequences=xs, outputs_info=h0, non_sequences=[w, limit])
-    loss = hs[-1].sum()
+    inputs, outputs = _scan_graph(lambda *a, **k: theano.scan(*a, **k)[0], T, until, calls)
     if cold:
         fw_theano.fresh_compile_cache("recurrence")
     try:
         t0 = time.perf_counter()
-        f = theano.function([xs, w, h0, limit], [loss, theano.grad(loss, w), hs.shape[0]])
+        f = theano.function(inputs, outputs)
         setup = time.perf_counter() - t0
     finally:
         if cold:
             fw_theano.restore_compile_cache()
+    return cf.Loop("theano", cf.CONSTRUCTS["theano"], _scan_run(f), calls, setup, theano.__version__,
+                   setup_kind="compile_cold" if cold else "compile_warm")
 
-    def run(xs, w, h0, limit=np.inf):
-        loss, grad, steps = f(xs, w, h0, limit)
-        return float(loss), np.asarray(grad), int(steps)
 
-    return cf.Loop("theano", cf.CONSTRUCTS["theano"], run, calls, setup, theano.__version__,
-                setup_kind="compile_cold" if cold else "compile_warm")
+# ----------------------------------------------------------------- PyTensor
+
+def pytensor_loop(mode: str = "CVM") -> cf.Loop:
+    """``pytensor.scan`` with ``until``, Theano's program, compiled in ``mode`` (``"CVM"``: C code
+    run by PyTensor's C virtual machine, as Theano compiled it). The one-off cost is the compile and
+    the first call; cold or warm by what it did to the build's compile cache
+    (:func:`rosetta.frameworks.compile_timed`). Call ``rosetta.frameworks.pytensor.setup`` first."""
+    if "PYTENSOR_FLAGS" not in os.environ:
+        raise RuntimeError("PYTENSOR_FLAGS is not set: call rosetta.frameworks.pytensor.setup(threads) "
+                           "before building the PyTensor loop (and before anything imports pytensor)")
+    from rosetta.frameworks import compile_timed, pytensor as fw_pytensor
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.scan import until
+    calls = [0]
+    inputs, outputs = _scan_graph(lambda *a, **k: pytensor.scan(*a, return_updates=False, **k), pt, until, calls)
+
+    def build():
+        run = _scan_run(pytensor.function(inputs, outputs, mode=mode))
+        run(*cf.problem(0, 2))                     # the first call finishes what the compile left
+        return run
+    run, setup, kind = compile_timed(build, fw_pytensor.compile_dir())
+    return cf.Loop("pytensor", cf.CONSTRUCTS["pytensor"], run, calls, setup, pytensor.__version__, setup_kind=kind)
 
 
 # ---------------------------------------------------------------------- JAX
@@ -264,7 +298,7 @@ def jax_loop() -> cf.Loop:
 
 
 BUILDERS = {"pytorch": pytorch_loop, "tensorflow": tensorflow_loop, "mxnet": mxnet_loop, "theano": theano_loop,
-            "jax": jax_loop}
+            "pytensor": pytensor_loop, "jax": jax_loop}
 
 
 def build(framework: str) -> cf.Loop:

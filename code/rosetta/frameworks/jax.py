@@ -1,7 +1,13 @@
 """What the JAX chapter needs beyond JAX: XLA's threads, GPU memory and precision, the device, waiting.
 
-Call :func:`setup` before importing JAX: XLA reads its flags, and JAX its allocator and precision
-settings, once, when JAX starts.
+Call :func:`setup` before importing JAX: XLA reads its thread count, and JAX its allocator and
+precision settings, once, when JAX starts.
+
+* XLA's CPU thread pools take their size from ``PJRT_NPROC`` (else from the cores the process may
+  use). The flags older notes give for it are not honoured by the jaxlib the book pins:
+  ``intra_op_parallelism_threads`` is no XLA flag, and with ``--xla_cpu_multi_thread_eigen=false``
+  a one-thread run still spreads its convolutions over every core (``tests/test_jax.py`` counts
+  the CPU time of each thread).
 
 * Preallocation is switched off (``XLA_PYTHON_CLIENT_PREALLOCATE=false``). By default JAX takes
   most of a GPU's memory when it starts: in a process (a Colab runtime) where another framework
@@ -20,20 +26,19 @@ PARITY_PRECISION = "highest"
 
 
 def setup(threads: int, *, device: str = "auto") -> dict:
-    """XLA's CPU thread pool, no GPU preallocation, full-precision matmuls; ``device='cpu'`` hides GPUs.
+    """XLA's CPU thread pools, no GPU preallocation, full-precision matmuls; ``device='cpu'`` hides GPUs.
 
     ``device``: 'auto' lets JAX take a GPU where it has one, 'cpu' keeps it on the CPU,
     'cuda' requires a GPU (checked by :func:`resolve_device`).
     """
-    kept = [f for f in os.environ.get("XLA_FLAGS", "").split()
-            if not f.startswith(("--xla_cpu_multi_thread_eigen=", "intra_op_parallelism_threads="))]
-    os.environ["XLA_FLAGS"] = " ".join(kept + [f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
-                                               f"intra_op_parallelism_threads={threads}"])
+    if threads < 1:
+        raise ParameterError(f"XLA needs at least one thread, got {threads}")
+    os.environ["PJRT_NPROC"] = str(threads)
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     os.environ["JAX_DEFAULT_MATMUL_PRECISION"] = PARITY_PRECISION
     if device == "cpu":
         os.environ["JAX_PLATFORMS"] = "cpu"
-    return {"intra_op": threads, "preallocate": False, "matmul_precision": PARITY_PRECISION, "device": device}
+    return {"threads": threads, "preallocate": False, "matmul_precision": PARITY_PRECISION, "device": device}
 
 
 def resolve_device(device: str):

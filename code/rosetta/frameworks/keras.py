@@ -26,10 +26,9 @@ def setup(threads: int) -> dict:
     if name == "torch":
         from rosetta.frameworks import pytorch as fw_torch
         return fw_torch.setup(threads)
-    # XLA's CPU client sizes its pool from these flags, read when jax starts its backend
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
-                               f" intra_op_parallelism_threads={threads}").strip()
+    # XLA's CPU thread pools take their size from PJRT_NPROC, read when jax starts its backend
+    # (rosetta.frameworks.jax says how this was measured)
+    os.environ["PJRT_NPROC"] = str(threads)
     return {"intra_op": threads, "inter_op": 1}
 
 

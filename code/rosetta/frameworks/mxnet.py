@@ -57,6 +57,15 @@ def load_cuda_wheels() -> list:
     return loaded
 
 
+# MXNet copies an array of at least MXNET_CPU_PARALLEL_SIZE (default 200,000) numbers from NumPy
+# with an OpenMP loop in the calling thread. That gives the Python thread an OpenMP team of its own
+# beside the engine's, and from then on libgomp sees more OpenMP threads than cores and lets a
+# waiting thread spin 100 times instead of 300,000 before it sleeps: every operator then waits for
+# its threads to wake up (twice the LeNet step on an idle 2-core machine). Copies stay serial here,
+# so that a process that has copied a LeNet weight matrix runs like one that has not.
+PARALLEL_COPY = {"MXNET_CPU_PARALLEL_SIZE": str(2 ** 31 - 1)}    # an int in MXNet
+for _key, _value in PARALLEL_COPY.items():
+    os.environ.setdefault(_key, _value)
 compat.numpy_aliases()
 load_cuda_wheels()
 import mxnet as mx  # noqa: E402
@@ -65,6 +74,8 @@ import mxnet as mx  # noqa: E402
 os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
 
 DEFAULT_ENGINE = "ThreadedEnginePerDevice"
+# MXNet's own threshold for a parallel copy (src/common/utils.h, ParallelCopy)
+PARALLEL_COPY_DEFAULT = {"MXNET_CPU_PARALLEL_SIZE": "200000"}
 
 
 # ------------------------------------------------------------------- threads
@@ -131,7 +142,7 @@ def setup(threads: int) -> dict:
     mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
     return {"omp_threads": threads, "busy_threads": busy_threads(), "engine": engine_type(),
             "cpu_workers": int(os.environ.get("MXNET_CPU_WORKER_NTHREADS", "0") or 0) or None,
-            "onednn": onednn()}
+            "onednn": onednn(), "parallel_copy_size": os.environ.get("MXNET_CPU_PARALLEL_SIZE")}
 
 
 def features() -> dict:
@@ -299,7 +310,7 @@ def accelerator(ctx: mx.Context, matmul=None):
 # ----------------------------------------- fresh processes for start-up settings
 
 def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=None, max_seconds=None,
-                  min_steps: int = 0, timeout: int = 600, device: str = "cpu") -> dict:
+                  min_steps: int = 0, timeout: int = 600, device: str = "cpu", copy_first: int = 0) -> dict:
     """Train the graph exported at ``prefix`` on ``batches`` in a fresh Python process.
 
     ``env`` changes the environment of that process (a value of None removes the variable):
@@ -310,7 +321,9 @@ def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=N
     cross-entropy of each (x, y) batch, timed by a :class:`rosetta.core.timing.Probe`; with
     ``max_seconds`` it stops early once that much time has passed and ``min_steps`` steps are done
     (a setting that is very slow on a busy machine then costs bounded time); ``device="gpu"``
-    trains on the first GPU. Returns its
+    trains on the first GPU; ``copy_first`` copies that many numbers from NumPy before training
+    (with ``env=PARALLEL_COPY_DEFAULT``, the state of a process that has copied a large array).
+    Returns its
     losses, ``probe.summary()``, the thread check of :func:`busy_threads` and the machine's
     one-minute load average at the end (other programs competing for the cores slow it down).
     """
@@ -320,6 +333,7 @@ def time_exported(prefix, batches, env=None, hybridize=None, lr=None, momentum=N
     np.savez(data, x=np.stack([b[0] for b in batches]), y=np.stack([b[1] for b in batches]))
     job = {"prefix": str(prefix), "batches": data, "hybridize": dict(hybridize or {}),
            "max_seconds": max_seconds, "min_steps": int(min_steps), "device": device,
+           "copy_first": int(copy_first),
            "lr": P.LENET_LR if lr is None else lr, "momentum": P.LENET_MOMENTUM if momentum is None else momentum}
     child_env = dict(os.environ)
     for key, value in (env or {}).items():
@@ -350,6 +364,8 @@ def _worker(job: dict) -> dict:
         xs, ys = f["x"], f["y"]
     net = gluon.SymbolBlock.imports(job["prefix"] + "-symbol.json", ["data"], job["prefix"] + "-0000.params", ctx=ctx)
     net.hybridize(**job["hybridize"])
+    if job.get("copy_first"):                   # one large copy from NumPy, as a chapter's set_data
+        nd.array(np.zeros(job["copy_first"], np.float32), ctx=ctx).wait_to_read()
     trainer = gluon.Trainer(net.collect_params(), "sgd",
                             {"learning_rate": job["lr"], "momentum": job["momentum"], "wd": 0.0})
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()

@@ -1,14 +1,22 @@
-"""What the PyTensor chapter needs beyond PyTensor: flags, JAX device, synchronisation.
+"""What the PyTensor chapter needs beyond PyTensor: flags, compile cache, JAX device, synchronisation.
 
 PyTensor (the continuation of Theano by the PyMC developers) needs NumPy 2, so its chapter
 runs in an environment of its own (kernel ``rosetta-pytensor``). Call :func:`setup` before
-importing PyTensor or JAX: both read their configuration once, at import.
+importing PyTensor or JAX: both read their configuration once, at import. PyTensor's JAX
+backend runs on JAX's devices, so the device functions are the JAX module's.
 """
+import ctypes.util
 import os
+from pathlib import Path
 import warnings
 
-from rosetta.core.params import ParameterError
 from rosetta.core.paths import build_dir
+from rosetta.frameworks.jax import device_name, device_type, resolve_device, sync  # noqa: F401 (the interface)
+
+
+def compile_dir() -> Path:
+    """PyTensor's compile cache for this build (C modules and Numba's cache; kept between runs)."""
+    return build_dir() / "pytensor" / "compiledir"
 
 
 def setup(threads: int, *, device: str = "auto") -> dict:
@@ -17,46 +25,16 @@ def setup(threads: int, *, device: str = "auto") -> dict:
     ``device``: 'auto' lets JAX take a GPU where it has one, 'cpu' keeps it on the CPU,
     'cuda' requires a GPU (checked by :func:`resolve_device`).
     """
-    folder = build_dir() / "pytensor" / "compiledir"
+    folder = compile_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    os.environ["PYTENSOR_FLAGS"] = f"floatX=float32,base_compiledir={folder}"
+    # its C code links Debian's OpenBLAS (make system-deps), as Theano's does
+    blas = ",blas__ldflags=-lopenblas" if ctypes.util.find_library("openblas") else ""
+    os.environ["PYTENSOR_FLAGS"] = f"floatX=float32,base_compiledir={folder}{blas}"
     if device == "cpu":
         os.environ["JAX_PLATFORMS"] = "cpu"
     # PyTensor sums float32 in a float64 accumulator; JAX (without x64) keeps float32 and says so
     warnings.filterwarnings("ignore", message=r"Explicitly requested dtype float64", category=UserWarning)
     return {"compiledir": str(folder), "threads": threads, "device": device}
-
-
-def resolve_device(device: str):
-    """The JAX device the chapter runs on; 'cuda' without a GPU is an error."""
-    import jax
-    dev = jax.devices()[0]
-    if device == "cuda" and dev.platform != "gpu":
-        raise ParameterError("parameter 'device' is 'cuda' but JAX sees no GPU here (it has "
-                             f"{jax.devices()}); use device='auto' or 'cpu', or install a CUDA build of JAX")
-    return dev
-
-
-def device_type(device) -> str:
-    """'cuda' for a JAX GPU, else JAX's platform name ('cpu')."""
-    return "cuda" if device.platform == "gpu" else device.platform
-
-
-def device_name(device) -> str:
-    if device.platform == "cpu":
-        from rosetta.core.records import cpu_name
-        return cpu_name()
-    return getattr(device, "device_kind", str(device))
-
-
-def sync(device):
-    """A function ``wait(value=None)`` that waits until JAX has computed ``value`` (JAX dispatches
-    asynchronously, and has no call that waits for a whole device); returns ``value``."""
-    import jax
-
-    def wait(value=None):
-        return jax.block_until_ready(value)
-    return wait
 
 
 def device_memory(device):

@@ -138,7 +138,8 @@ def gpu_matmul_rate(device: torch.device, n: int = 8192, repeats: int = 10) -> d
     The yardstick of "fraction of peak" on a GPU, as :func:`rosetta.core.peak.machine_peak` is on
     the CPU: the median of ``repeats`` timed n x n products (2 n^3 operations each), after one
     warm-up, with CUDA events; once in full float32 (the parity settings) and once with TF32
-    allowed. The parity settings are restored afterwards.
+    allowed. The parity settings are restored afterwards. Returns the rate by precision, with the
+    size ``n`` and every product's seconds by precision (``samples_s``) for the records.
     """
     if device.type != "cuda":
         raise ValueError(f"gpu_matmul_rate measures a CUDA device, got {device}")
@@ -146,7 +147,7 @@ def gpu_matmul_rate(device: torch.device, n: int = 8192, repeats: int = 10) -> d
     g = torch.Generator(device=device).manual_seed(0)
     a, b = (torch.randn(n, n, device=device, generator=g) for _ in range(2))
     out = torch.empty(n, n, device=device)
-    rates = {}
+    rates = {"n": n, "samples_s": {}}
     try:
         for name, tf32 in (("float32", False), ("tf32", True)):
             precision(parity=True)
@@ -161,6 +162,7 @@ def gpu_matmul_rate(device: torch.device, n: int = 8192, repeats: int = 10) -> d
                 end.synchronize()
                 seconds.append(start.elapsed_time(end) / 1e3)
             rates[name] = 2.0 * n ** 3 / float(np.median(seconds)) / 1e9
+            rates["samples_s"][name] = seconds
     finally:
         precision(parity=True)
     return rates

@@ -9,11 +9,12 @@ compiler chatter, not about the reader's code) out of the book::
     fw_theano.setup(cfg.threads)
     import theano
 
-The helpers below then switch BLAS for one compilation (:func:`numpy_blas`), start an empty
+The helpers below then set flags for one compilation (:func:`compiling_with`), start an empty
 compile cache for a cold compilation (:func:`fresh_compile_cache`) and resolve the device.
 """
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 import ctypes.util
+import io
 import logging
 from pathlib import Path
 import shutil
@@ -120,12 +121,24 @@ def blas_in_use() -> str:
 
 
 @contextmanager
-def numpy_blas():
-    """Inside the block, functions compile against NumPy's C API instead of OpenBLAS
-    (``blas__ldflags`` empty); functions compiled there keep it after the block."""
+def compiling_with(**flags):
+    """Functions compiled inside the block get Theano ``flags`` (``blas__ldflags=""``: NumPy's C API
+    instead of OpenBLAS; ``openmp=True``; ``gcc__cxxflags=...``) and keep them after it.
+
+    A setting that Theano cannot compile raises its exception from the block; what Theano prints
+    and logs on the way (the path of the failed C code, the optimiser's traceback) is kept out of
+    the book, the exception says what failed.
+    """
     import theano
-    with theano.config.change_flags(blas__ldflags=NUMPY_C_API):
-        yield
+    opt_log = logging.getLogger("theano.graph.opt")
+    level = opt_log.level
+    opt_log.setLevel(logging.CRITICAL)
+    try:
+        with theano.config.change_flags(**flags), redirect_stdout(io.StringIO()), \
+                redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        opt_log.setLevel(level)
 
 
 def fresh_compile_cache(name: str = "cold") -> Path:
@@ -161,3 +174,73 @@ _chapter_cache = None
 def cache_modules(folder) -> int:
     """How many compiled modules a cache folder holds."""
     return sum(1 for p in Path(folder).rglob("*.so") if p.parent.name.startswith("tmp"))
+
+
+def modules_in_cache() -> int:
+    """How many compiled modules the compile cache in use holds now."""
+    from theano.link.c.basic import get_module_cache
+    return cache_modules(get_module_cache().dirname)
+
+
+def compile_kind(modules_compiled: int) -> str:
+    """The one-off kind of a compilation (``records.ONE_OFF_KINDS``): ``compile_cold`` when it had to
+    compile C modules (the cache held none of them, as on a machine that never ran this program),
+    ``compile_warm`` when every module came from the cache."""
+    if modules_compiled < 0:
+        raise ValueError(f"a compilation cannot remove modules from the cache: {modules_compiled}")
+    return "compile_cold" if modules_compiled else "compile_warm"
+
+
+PROFILE_PARTS = ("convolution", "pooling", "dense layers", "softmax and loss", "elementwise",
+                 "other operations", "Theano's virtual machine", "Python around the call")
+
+
+def profile_part(node) -> str:
+    """Which part of a network an apply node of a compiled Theano graph belongs to.
+
+    Convolutions are Theano's convolution ops (``CorrMM`` and its gradients, the legacy ``ConvOp``);
+    pooling is Theano's pooling ops and every node that works on a tensor of five or more
+    dimensions (a max-pooling written with tensor operations, as the chapter's ``max_pool``, works
+    on a view of its 2x2 windows); dense layers are the matrix products (``Dot22``, ``Gemm``...);
+    softmax and loss the fused softmax and cross-entropy ops; elementwise the (fused) elementwise
+    loops: bias additions, ReLU, the momentum updates; the rest (reductions, reshapes, shapes) is
+    other operations.
+    """
+    name = type(node.op).__name__
+    if name.startswith(("CorrMM", "ConvOp", "AbstractConv")):
+        return "convolution"
+    if name.startswith(("Pool", "MaxPoolGrad", "AveragePoolGrad", "DownsampleFactorMax")) or any(
+            getattr(v.type, "ndim", 0) >= 5 for v in list(node.inputs) + list(node.outputs)):
+        return "pooling"
+    if name.startswith(("Dot", "Gemm", "Gemv", "CGemv", "Ger", "CGer")):
+        return "dense layers"
+    if "Softmax" in name or "Crossentropy" in name:
+        return "softmax and loss"
+    if name == "Elemwise":
+        return "elementwise"
+    return "other operations"
+
+
+def profile_parts(profile) -> dict:
+    """Where the calls of a profiled function (``theano.function(..., profile=ProfileStats())``)
+    spent their time, in seconds per call, by :data:`PROFILE_PARTS`.
+
+    The ops' own times come from the profiler's per-node timings (:func:`profile_part` sorts the
+    nodes); "Theano's virtual machine" is the time inside the compiled function that no node
+    accounts for (running the graph: scheduling the nodes, freeing intermediate arrays), and
+    "Python around the call" is the rest of the call (checking and converting the inputs,
+    applying the updates, returning the outputs). The parts add up to the time per call.
+    """
+    calls = profile.fct_callcount
+    if not calls:
+        raise ValueError("the profile holds no call: call the profiled function before reading its profile")
+    if not profile.apply_time:
+        raise ValueError("the profile holds no per-node times: compile with profile=ProfileStats() and a "
+                         "linker that times its nodes (Theano's default cvm does)")
+    parts = dict.fromkeys(PROFILE_PARTS, 0.0)
+    for (_, node), seconds in profile.apply_time.items():
+        parts[profile_part(node)] += seconds
+    nodes = sum(profile.apply_time.values())
+    parts["Theano's virtual machine"] = max(0.0, profile.vm_call_time - nodes)
+    parts["Python around the call"] = max(0.0, profile.fct_call_time - max(profile.vm_call_time, nodes))
+    return {part: seconds / calls for part, seconds in parts.items()}
