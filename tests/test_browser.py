@@ -140,9 +140,6 @@ def test_pages_show_no_machinery_and_no_sideways_scrolling(visited):
     assert {p: r["scrolling"] for p, r in report.items() if r["scrolling"]} == {}, "code wider than the column"
 
 
-@pytest.mark.xfail(strict=True, reason="known open (#16): tables added to the framework chapters and the JAX "
-                   "chapter after the pages were cleaned still show pandas' index; switch them to "
-                   "rosetta.book.tables")
 def test_no_table_shows_the_pandas_index(visited):
     _, _, report, _ = visited
     assert {p: r["indexed"] for p, r in report.items() if r["indexed"]} == {}, "tables showing pandas' index"
