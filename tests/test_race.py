@@ -180,5 +180,6 @@ def test_race_and_tuning_sentences_follow_the_tables(tmp_path):
                          "default ms/step": 18.0, "tuned ms/step": 18.0, "speed-up": 1.0}])
     text = compare_race.tuning_sentence(tun)
     assert "PyTorch 1.33x (eager to compile)" in text and "Theano is more than 1.5 times slower" in text
+    assert "Theano kept its default, the fastest setting measured." in text and "openblas to" not in text
     race_rows, tuned_rows = compare_race.chart_rows(table, tun)
     assert len(tuned_rows) == 4 and set(race_rows["model"]) == {"LeNet"}

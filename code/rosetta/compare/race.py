@@ -141,10 +141,16 @@ def tuning_sentence(tuning_table, within: float = 1.5) -> str:
         return "No framework chapter recorded its default and tuned settings in this build."
     part = tuning_table.sort_values("tuned ms/step")
     best = part.iloc[0]
+    changed = tuning_table[tuning_table["default"] != tuning_table["tuned"]]
+    kept = tuning_table[tuning_table["default"] == tuning_table["tuned"]]
     gains = "; ".join(f"{r['framework']} {r['speed-up']:.2f}x ({r['default']} to {r['tuned']})"
-                      for _, r in tuning_table.iterrows())
+                      for _, r in changed.iterrows())
+    text = f"Tuning made the LeNet step faster by: {gains}." if len(changed) else ""
+    if len(kept):
+        text += (f" {tables.words(kept['framework'])} kept {'its' if len(kept) == 1 else 'their'} "
+                 f"default, the fastest setting measured.")
     far = part[part["tuned ms/step"] > within * best["tuned ms/step"]]
-    return (f"Tuning made each framework's LeNet step faster by: {gains}. Tuned, {best['framework']} is "
+    return (f"{text.strip()} Tuned, {best['framework']} is "
             f"the fastest ({best['tuned ms/step']:.2f} ms); "
             + ("every other framework is within " f"{within:g} times that." if far.empty else
                f"{tables.words(far['framework'])} {'is' if len(far) == 1 else 'are'} more than {within:g} "
