@@ -117,8 +117,8 @@ def race_sentence(race_table, target: float = schedule.TARGET) -> str:
         return f"No framework chapter recorded a race to {pct} in this build."
     part = race_table.dropna(subset=["median s to target"]).sort_values("median s to target")
     if part.empty:
-        why = (" In quick mode the race trains one epoch on a small subset, which cannot reach it; "
-               "the full build's races can." if race_table["quick"].any() else "")
+        why = (" In quick mode the race trains one epoch on a small subset, too little to get there; "
+               "a full build races on the whole training set." if race_table["quick"].any() else "")
         return f"No framework reached {pct} test accuracy within the race's epochs.{why}"
     first = part.iloc[0]
     text = (f"{first['framework']} reached {pct} first: a median of {first['median s to target']:.1f} s of "
