@@ -189,13 +189,16 @@ def test_setup_is_done_before_jax_starts(monkeypatch):
     from rosetta.frameworks import jax as fw_jax
     for var in ("PJRT_NPROC", "XLA_PYTHON_CLIENT_PREALLOCATE", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_PLATFORMS"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
     fw_jax.setup(1)
     import os
+    # deterministic GPU kernels, added to the flags already set (once, however often setup runs)
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x --xla_gpu_deterministic_ops=true"
     assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert os.environ["JAX_DEFAULT_MATMUL_PRECISION"] == "highest"
     assert os.environ["PJRT_NPROC"] == "1" and "JAX_PLATFORMS" not in os.environ
     fw_jax.setup(2, device="cpu")
-    assert os.environ["PJRT_NPROC"] == "2"
+    assert os.environ["PJRT_NPROC"] == "2" and os.environ["XLA_FLAGS"].count("deterministic") == 1
     assert os.environ["JAX_PLATFORMS"] == "cpu" and "jax" not in sys.modules
     with pytest.raises(params.ParameterError, match="at least one thread"):
         fw_jax.setup(0)

@@ -13,6 +13,10 @@ precision settings, once, when JAX starts.
   most of a GPU's memory when it starts: in a process (a Colab runtime) where another framework
   already holds GPU memory it runs out of it, and a peak-memory figure would say nothing about
   the run. Without preallocation JAX allocates what the program needs, and its peak is the run's.
+* XLA is asked for deterministic GPU kernels (``--xla_gpu_deterministic_ops=true`` in
+  ``XLA_FLAGS``): without it XLA's GPU autotuner may choose a different convolution algorithm
+  from one run to the next, and the same program's float32 losses differ in their last bits
+  (two runs of the chapter on one H200 did). On a CPU the flag changes nothing.
 * Matrix products and convolutions run at ``highest`` precision. On a GPU JAX's default
   precision for float32 is below float32 (TensorFloat-32 on recent NVIDIA GPUs), which the
   parity checks cannot allow; the chapter measures the default as a variant of its own
@@ -23,6 +27,7 @@ import os
 from rosetta.core.params import ParameterError
 
 PARITY_PRECISION = "highest"
+DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
 
 
 def setup(threads: int, *, device: str = "auto") -> dict:
@@ -36,9 +41,13 @@ def setup(threads: int, *, device: str = "auto") -> dict:
     os.environ["PJRT_NPROC"] = str(threads)
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     os.environ["JAX_DEFAULT_MATMUL_PRECISION"] = PARITY_PRECISION
+    flags = os.environ.get("XLA_FLAGS", "")
+    if DETERMINISTIC_FLAG not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {DETERMINISTIC_FLAG}".strip()
     if device == "cpu":
         os.environ["JAX_PLATFORMS"] = "cpu"
-    return {"threads": threads, "preallocate": False, "matmul_precision": PARITY_PRECISION, "device": device}
+    return {"threads": threads, "preallocate": False, "matmul_precision": PARITY_PRECISION, "device": device,
+            "xla_flags": os.environ["XLA_FLAGS"]}
 
 
 def resolve_device(device: str):
@@ -72,6 +81,29 @@ def sync(device):
     def wait(value=None):
         return jax.block_until_ready(value)
     return wait
+
+
+def accelerator(device, matmul=None):
+    """The record's ``accelerator`` dict for a JAX GPU (:mod:`rosetta.core.accelerator`); None on the CPU.
+
+    The CUDA runtime and cuDNN are the versions JAX's CUDA plugin loaded, as JAX itself reports
+    them (``jax._src.lib.cuda_versions``, which ``jax.print_environment_info`` also reads); None
+    where this JAX does not say, and ``rosetta-records import`` then refuses the record.
+    """
+    if device.platform != "gpu":
+        return None
+    from rosetta.core import accelerator as acc
+    cuda = cudnn = None
+    try:
+        from jax._src.lib import cuda_versions
+        if cuda_versions is not None:
+            runtime = int(cuda_versions.cuda_runtime_get_version())      # 13000 for CUDA 13.0
+            cuda = f"{runtime // 1000}.{runtime % 1000 // 10}"
+            cudnn = cuda_versions.cudnn_get_version()
+    except (ImportError, AttributeError, RuntimeError, TypeError, ValueError):
+        pass
+    return acc.describe(name=device_name(device), capability=getattr(device, "compute_capability", None),
+                        cuda=cuda, cudnn=cudnn, matmul=matmul)
 
 
 def device_memory(device):

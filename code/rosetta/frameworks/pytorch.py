@@ -109,7 +109,11 @@ class fast:
             self.net.to(memory_format=torch.channels_last)
         elif self.name == "amp":
             dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
-            self.autocast = torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=dtype)
+            # The region spans many steps: autocast's cache of the weights' low-precision copies
+            # would keep the first step's copies for every later forward pass (the network would
+            # not learn), so the cache is off and each forward pass casts the current weights.
+            self.autocast = torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=dtype,
+                                           cache_enabled=False)
             self.autocast.__enter__()
         return self
 
@@ -235,7 +239,8 @@ class cpu_setting:
             # in place; a one-channel image is the same in either order
             self.net.to(memory_format=torch.channels_last)
         elif self.name in ("jit_trace", "compile"):
-            x, y = (torch.as_tensor(a) for a in self.example)
+            on = next(self.net.parameters()).device
+            x, y = (torch.as_tensor(a, device=on) for a in self.example)
             t0 = time.perf_counter()
             if self.name == "jit_trace":
                 import warnings
@@ -351,8 +356,9 @@ def activations_and_gradients(net, images, labels) -> list:
     hooks = [m.register_forward_hook(keep) for m in net.children()]
     try:
         net.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(net(torch.as_tensor(images)),
-                                          torch.as_tensor(labels)).backward()
+        on = next(net.parameters()).device
+        torch.nn.functional.cross_entropy(net(torch.as_tensor(images, device=on)),
+                                          torch.as_tensor(labels, device=on)).backward()
     finally:
         for h in hooks:
             h.remove()
