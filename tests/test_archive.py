@@ -190,8 +190,9 @@ def test_chapters_show_kept_gpu_results_beside_their_own(tmp_path, cpu_record):
     assert set(kept["GPU"]) == {FIXTURE_GPU, "second FIXTURE GPU"} and kept["date"].str.match(r"\d{4}-\d\d-\d\d").all()
     assert text.startswith("2 GPU results of pytorch are kept")
     assert archive.beside([], "tensorflow", dest)[1].startswith("No GPU result of tensorflow")
-    assert archive.summary(dest) == (f"The book keeps 2 GPU records: {FIXTURE_GPU} (pytorch); "
-                                     f"second FIXTURE GPU (pytorch).")
+    day = cpu_record["date"][:10]
+    assert archive.summary(dest) == (f"The book keeps 2 GPU records: {FIXTURE_GPU} (pytorch; run on {day}); "
+                                     f"second FIXTURE GPU (pytorch; run on {day}).")
 
 
 def test_the_book_keeps_no_fixture_records():

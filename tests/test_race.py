@@ -124,18 +124,21 @@ def test_tuned_is_the_fastest_setting_that_keeps_parity():
     assert s["speedup"] == pytest.approx(10 / 6) and s["tuned"] == "static_alloc"
 
 
-def _race_record(folder, framework, seed, reached_s, rates, form="pytorch", quick=True):
-    """A FIXTURE race record (never kept in data/records/)."""
+def _race_record(folder, framework, seed, reached_s, rates, form="pytorch", quick=True, gpu=None):
+    """A FIXTURE race record (never kept in data/records/); ``gpu`` names a FIXTURE GPU."""
     cfg = params.resolve(quick=quick, seed=seed)
     evals = [{"step": 10, "epochs": 0.25, "train_s": reached_s or 1.0, "accuracy": 0.995 if reached_s else 0.9}]
     run = {"rates": list(rates), "evals": evals, "target": 0.99, "reached": reached_s is not None,
            "time_to_target_s": reached_s, "epochs_to_target": 0.25 if reached_s else None}
     rec = records.make(framework=framework, framework_version="fixture", variant=f"race_seed{seed}",
-                       model="lenet_race", device="cpu", device_name="fixture", threads=2, params=cfg.as_dict(),
+                       model="lenet_race", device="cuda" if gpu else "cpu", device_name=gpu or "fixture",
+                       threads=2, params=cfg.as_dict(),
                        losses=[2.3] * len(rates), reference=[2.3] * 20, tolerance=1e-3,
                        probe_summary={"timing": {"median_s": 0.01}, "memory": {}},
                        test_accuracy=evals[-1]["accuracy"], gates=False,
                        extra={**training.race_extra(run, seed, form, "fixture tuned"), "fixture": True})
+    if gpu:
+        rec["accelerator"] = {"name": gpu}
     records.write(rec, folder / framework)
 
 
@@ -183,3 +186,29 @@ def test_race_and_tuning_sentences_follow_the_tables(tmp_path):
     assert "Theano kept its default, the fastest setting measured." in text and "openblas to" not in text
     race_rows, tuned_rows = compare_race.chart_rows(table, tun)
     assert len(tuned_rows) == 4 and set(race_rows["model"]) == {"LeNet"}
+
+
+def test_race_and_tuning_sentences_speak_of_each_device_apart(tmp_path):
+    """FIXTURE: a quick CPU race that reaches nothing beside full races kept from a GPU: the
+    sentence says where each result was measured, and no framework both reached and did not."""
+    rates, gpu = schedule.rates(40, 1), "FIXTURE GPU (not a real run)"
+    for fw in ("pytorch", "jax"):
+        _race_record(tmp_path, fw, 0, None, rates)
+        for seed, s in zip((0, 1, 2), (5.0, 5.2, 4.9) if fw == "pytorch" else (2.6, 2.7, 3.0)):
+            _race_record(tmp_path / "gpu", fw, seed, s, rates, quick=False, gpu=gpu)
+    race = compare_race.load(folders=[tmp_path / "pytorch", tmp_path / "jax", tmp_path / "gpu" / "pytorch",
+                                      tmp_path / "gpu" / "jax"])
+    table = compare_race.table(race)
+    assert set(table["device"]) == {"cpu", gpu}
+    text = compare_race.race_sentence(table)
+    assert text.startswith("On the CPU, no framework reached 99% test accuracy within the race's epochs.")
+    assert f"On {gpu}, JAX reached 99% first: a median of 2.7 s" in text and "PyTorch follows with 5.0 s" in text
+    assert "did not reach it" not in text
+    import pandas as pd
+    tun = pd.DataFrame([{"framework": "JAX", "device": d, "default": "jit", "tuned": t,
+                         "default ms/step": 10.0, "tuned ms/step": ms, "speed-up": 10.0 / ms}
+                        for d, t, ms in (("cpu", "jit", 10.0), (gpu, "donate", 5.0))])
+    text = compare_race.tuning_sentence(tun)
+    assert text.startswith("On the CPU, JAX kept its default, the fastest setting measured. Tuned, JAX takes 10.00 ms")
+    assert f"On {gpu}, tuning made the LeNet step faster by: JAX 2.00x (jit to donate)." in text
+

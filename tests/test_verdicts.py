@@ -87,8 +87,8 @@ def mixed(tmp_path):
 
 def test_rankings_hold_only_comparable_runs(mixed):
     main, settings = verdicts.comparable_runs(mixed)
-    assert set(main["variant"]) == {"main"} and settings["lenet"] == {"epochs": 3, "batch_size": 64,
-                                                                      "train_subset": 60000}
+    assert set(main["variant"]) == {"main"} and settings["lenet"] == {"cpu": {"epochs": 3, "batch_size": 64,
+                                                                               "train_subset": 60000}}
     speed = compare.speed_table(main)
     best = compare.fastest(speed, "LeNet", "cpu")
     assert best["ranking"] == ["PyTorch", "TensorFlow", "Theano"] and best["fastest_ms"] == pytest.approx(30)
@@ -213,6 +213,24 @@ def test_a_parity_miss_is_blamed_on_rounding_only_when_float64_passed(tmp_path):
     assert "differ from each other by float32 rounding" in fine
 
 
+def test_parity_misses_are_grouped_and_a_speed_setting_is_outside_parity_by_design(tmp_path):
+    """FIXTURE: on a GPU two speed settings miss the tolerance, a float64 twin passes there; on the CPU
+    a float32 main run misses with no float64 twin on the CPU: each device is judged by its own twin."""
+    gpu = dict(device="cuda", device_name=GPU_A)
+    for variant in ("gpu_tf32", "gpu_amp"):
+        fixture_record(folder(tmp_path, "pytorch"), "pytorch", variant=variant, passed=False,
+                       speed_setting=variant, **gpu)
+    fixture_record(folder(tmp_path, "pytorch"), "pytorch", variant="float64", dtype="float64", **gpu)
+    fixture_record(folder(tmp_path, "pytorch"), "pytorch", variant="main", passed=False)
+    causes = verdicts.parity_causes(compare.parity_table(load(tmp_path)))
+    assert len(causes) == 2
+    on_gpu = next(c for c in causes if GPU_A in c)
+    assert on_gpu.startswith(f"PyTorch gpu_amp and gpu_tf32 (LeNet on {GPU_A}, up to 1.0e-02): speed settings, "
+                             "measured outside the parity check by design (a float64 run on the same device")
+    on_cpu = next(c for c in causes if GPU_A not in c)
+    assert on_cpu.startswith("PyTorch main (LeNet, 1.0e-02): no float64 run of it passed on this device")
+
+
 # --------------------------------------------------------------- distributed
 
 def test_distributed_claim_quotes_the_first_steps_check_not_the_drift():
@@ -296,6 +314,25 @@ def test_two_gpus_are_judged_each_on_its_own(tmp_path):
     assert lines[0].startswith("LeNet on the CPU") and GPU_A in lines[1] and "only PyTorch" in lines[2]
 
 
+def test_each_device_compares_its_own_setting(tmp_path):
+    """FIXTURE: a quick CPU build (1 epoch, three frameworks) beside full-length runs kept from a GPU
+    (3 epochs, two frameworks): each device ranks its own runs; neither setting hides the other."""
+    for fw, ms in (("pytorch", 0.015), ("tensorflow", 0.020), ("theano", 0.030)):
+        fixture_record(folder(tmp_path, fw), fw, median=ms, epochs=1)
+    for fw, ms in (("pytorch", 0.0029), ("jax", 0.0008)):
+        fixture_record(tmp_path / "committed" / "gpu-a" / fw, fw, median=ms, epochs=3, device="cuda",
+                       device_name=GPU_A, device_peak_mib=150)
+    main, settings = verdicts.comparable_runs(load(tmp_path))
+    assert settings["lenet"] == {"cpu": {"epochs": 1, "batch_size": 64, "train_subset": 60000},
+                                 GPU_A: {"epochs": 3, "batch_size": 64, "train_subset": 60000}}
+    speed = compare.speed_table(main)
+    assert compare.fastest(speed, "LeNet", "cpu")["ranking"] == ["PyTorch", "TensorFlow", "Theano"]
+    assert compare.fastest(speed, "LeNet", GPU_A)["ranking"] == ["JAX", "PyTorch"]
+    said = verdicts.describe(load(tmp_path), settings)
+    assert "1 epoch on 60,000 images in batches of 64 on the CPU" in said
+    assert f"3 epochs on 60,000 images in batches of 64 on {GPU_A}" in said and "trained otherwise" not in said
+
+
 # ------------------------------------------------------ missing parts, registry
 
 def test_missing_frameworks_models_and_fields_render_as_missing(tmp_path):
@@ -309,7 +346,7 @@ def test_missing_frameworks_models_and_fields_render_as_missing(tmp_path):
     table = verdicts.claims_table(speed, memory, compare.one_off_table(empty_loops), verdicts.loop_checks(empty_loops),
                                   compare.data_parallel_table(compare.load_data_parallel(tmp_path / "_build")))
     assert len(table) == 8 and (table["verdict"].str.len() > 0).all()
-    assert compare.peaks(compare.load_model(verdicts.MATMUL, tmp_path / "_build")).empty
+    assert compare.peaks(compare.load_model(verdicts.MATMUL, tmp_path / "_build", tmp_path / "committed")).empty
     frac = compare.peak_table(df, compare.peaks(compare.load_model(verdicts.MATMUL, tmp_path / "_build")))
     assert frac["fraction of peak (%)"].isna().all() and not frac["same machine"].any()
     # a record set whose records lack an optional field (no extra.dtype, no one_off list)

@@ -27,7 +27,7 @@ def runs(race) -> pd.DataFrame:
     if race.empty:
         return pd.DataFrame(columns=cols)
     out = pd.DataFrame({
-        "framework": race["name"], "device": race["device"], "seed": race["extra.seed"].astype(int),
+        "framework": race["name"], "device": tables.device_of(race), "seed": race["extra.seed"].astype(int),
         "setting": race["extra.setting"], "reached": race["extra.reached"].astype(bool),
         "s to target": pd.to_numeric(race["extra.time_to_target_s"], errors="coerce"),
         "epochs to target": pd.to_numeric(race["extra.epochs_to_target"], errors="coerce"),
@@ -43,7 +43,7 @@ def table(race) -> pd.DataFrame:
     rows = []
     for (name, device), part in per_run.groupby(["framework", "device"], sort=False):
         hit = part[part["reached"]]
-        forms = race.loc[(race["name"] == name) & (race["device"] == device), "extra.momentum_form"]
+        forms = race.loc[(race["name"] == name) & (tables.device_of(race) == device), "extra.momentum_form"]
         rows.append({
             "framework": name, "device": device,
             "setting": ", ".join(sorted(set(part["setting"]))), "momentum form": ", ".join(sorted(set(forms))),
@@ -86,6 +86,7 @@ def tuning(df) -> pd.DataFrame:
     if df.empty or "extra.tuning" not in df:
         return pd.DataFrame(columns=TUNING_COLUMNS)
     part = df[(df["model"] == "lenet") & df["extra.tuning"].map(lambda v: isinstance(v, dict))]
+    part = part.assign(device=tables.device_of(part))
     rows = [{"framework": r["name"], "device": r["device"],
              "default": r["extra.tuning"]["default"], "tuned": r["extra.tuning"]["tuned"],
              "default ms/step": r["extra.tuning"]["default_ms"], "tuned ms/step": r["extra.tuning"]["tuned_ms"],
@@ -109,12 +110,31 @@ def chart_rows(race_table, tuning_table):
     return race_rows, pd.DataFrame(tuned, columns=["framework", "device", "model", "label", "ms/step"])
 
 
+def _per_device(table, one) -> str:
+    """``one(part)`` for each device of ``table`` (the CPU first, then each GPU by name); with more
+    than one device each device's sentences start with where they were measured."""
+    devices = sorted(set(table["device"]), key=lambda d: (d != "cpu", d))
+    if len(devices) == 1:
+        return one(table)
+    said = []
+    for device in devices:
+        text = one(table[table["device"] == device])
+        where = "On the CPU" if device == "cpu" else f"On {device}"
+        lower = text.split(" ", 1)[0] in ("No", "Tuning")          # not a framework's name
+        said.append(f"{where}, {text[0].lower() + text[1:] if lower else text}")
+    return " ".join(said)
+
+
 def race_sentence(race_table, target: float = schedule.TARGET) -> str:
-    """What the race says, in words: who reached the target, the fastest median and whether the
-    ranges of the first two overlap (then they are level)."""
+    """What the race says, in words, device by device: who reached the target, the fastest median
+    and whether the ranges of the first two overlap (then they are level)."""
     pct = f"{100 * target:.0f}%"
     if race_table.empty:
         return f"No framework chapter recorded a race to {pct} in this build."
+    return _per_device(race_table, lambda part: _race_on_one_device(part, pct))
+
+
+def _race_on_one_device(race_table, pct) -> str:
     part = race_table.dropna(subset=["median s to target"]).sort_values("median s to target")
     if part.empty:
         why = (" In quick mode the race trains one epoch on a small subset, too little to get there; "
@@ -136,9 +156,14 @@ def race_sentence(race_table, target: float = schedule.TARGET) -> str:
 
 
 def tuning_sentence(tuning_table, within: float = 1.5) -> str:
-    """Default against tuned in words, and which tuned frameworks are within ``within`` times the fastest."""
+    """Default against tuned in words, device by device, and which tuned frameworks are within
+    ``within`` times the fastest on the same device."""
     if tuning_table.empty:
         return "No framework chapter recorded its default and tuned settings in this build."
+    return _per_device(tuning_table, lambda part: _tuning_on_one_device(part, within))
+
+
+def _tuning_on_one_device(tuning_table, within) -> str:
     part = tuning_table.sort_values("tuned ms/step")
     best = part.iloc[0]
     changed = tuning_table[tuning_table["default"] != tuning_table["tuned"]]
@@ -149,6 +174,8 @@ def tuning_sentence(tuning_table, within: float = 1.5) -> str:
     if len(kept):
         text += (f" {tables.words(kept['framework'])} kept {'its' if len(kept) == 1 else 'their'} "
                  f"default, the fastest setting measured.")
+    if len(part) == 1:
+        return f"{text.strip()} Tuned, {best['framework']} takes {best['tuned ms/step']:.2f} ms a step."
     far = part[part["tuned ms/step"] > within * best["tuned ms/step"]]
     return (f"{text.strip()} Tuned, {best['framework']} is "
             f"the fastest ({best['tuned ms/step']:.2f} ms); "

@@ -124,13 +124,17 @@ def coverage(df, expected=None) -> pd.DataFrame:
 # ------------------------------------------------------------------- parity
 
 def parity_table(df) -> pd.DataFrame:
-    """Largest relative deviation from the NumPy reference, per run."""
-    cols = ["framework", "model", "variant", "device", "steps checked", "max rel. deviation", "tolerance", "passed"]
+    """Largest relative deviation from the NumPy reference, per run; ``device name`` is "cpu" or the
+    GPU's name, ``speed setting`` the switch a run measures outside parity ("" for the others)."""
+    cols = ["framework", "model", "variant", "device", "device name", "speed setting", "steps checked",
+            "max rel. deviation", "tolerance", "passed"]
     if df.empty:
         return pd.DataFrame(columns=cols)
+    switch = df["extra.speed_setting"] if "extra.speed_setting" in df else pd.Series(None, index=df.index)
     out = pd.DataFrame({
         "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
-        "device": df["device"], "steps checked": df["parity.steps"].astype(int),
+        "device": df["device"], "device name": device_of(df), "speed setting": switch.fillna("").astype(str),
+        "steps checked": df["parity.steps"].astype(int),
         "max rel. deviation": df["parity.max_rel_dev"], "tolerance": df["parity.tolerance"],
         "passed": df["parity.passed"].astype(bool)})
     return out[cols].reset_index(drop=True)
@@ -250,6 +254,12 @@ def on_device(table, device) -> pd.DataFrame:
     if device == "cpu":
         return table[table["device"] == "cpu"]
     return table[(table["device"] != "cpu") & (table["device name"] == device)]
+
+
+def device_of(df) -> pd.Series:
+    """Per record (a frame of records, with ``device`` and ``device_name``): the device a ranking
+    groups it by, "cpu" or the GPU's name."""
+    return pd.Series(np.where(df["device"] == "cpu", "cpu", df["device_name"]), index=df.index)
 
 
 def devices(table) -> list:

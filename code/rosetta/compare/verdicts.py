@@ -55,31 +55,36 @@ def kind_of_run(df) -> pd.Series:
 
 
 def comparable(df, model) -> tuple:
-    """The runs of ``model`` that are compared with each other, and their shared setting.
+    """The runs of ``model`` that are compared with each other, and their shared setting per device.
 
-    Main runs only (float32, no speed switch); among them the training setting (epochs, batch
-    size, training images) that the most frameworks share, the longer training on a tie.
-    Returns (records, setting) with setting None where no run qualifies.
+    Main runs only (float32, no speed switch); on each device (the CPU, each GPU by name) the
+    training setting (epochs, batch size, training images) that the most frameworks share there,
+    the longer training on a tie: a quick CPU build and a full GPU run are each compared on their
+    own device. Returns (records, {device: setting}), the setting dict empty where no run qualifies.
     """
     part = df[(df["model"] == model)] if len(df) else df
     if part.empty:
-        return part, None
+        return part, {}
     part = part[kind_of_run(part) == "main"]
     if part.empty:
-        return part, None
-    keys = part[list(SETTING)].astype(float).apply(tuple, axis=1)
-    counts = part.groupby(keys)["framework"].nunique()
-    setting = max(counts.index, key=lambda k: (counts[k], k))
-    chosen = part[keys == setting]
-    return chosen, dict(zip(("epochs", "batch_size", "train_subset"), (int(v) for v in setting)))
+        return part, {}
+    chosen, settings = [], {}
+    for device, runs in part.groupby(tables.device_of(part), sort=False):
+        keys = runs[list(SETTING)].astype(float).apply(tuple, axis=1)
+        counts = runs.groupby(keys)["framework"].nunique()
+        setting = max(counts.index, key=lambda k: (counts[k], k))
+        chosen.append(runs[keys == setting])
+        settings[device] = dict(zip(("epochs", "batch_size", "train_subset"), (int(v) for v in setting)))
+    order = sorted(settings, key=lambda d: (d != "cpu", d))
+    return pd.concat(chosen), {d: settings[d] for d in order}
 
 
 def comparable_runs(df) -> tuple:
-    """:func:`comparable` for both shared models: (records, {model: setting})."""
+    """:func:`comparable` for both shared models: (records, {model: {device: setting}})."""
     parts, settings = [], {}
     for model in tables.MODELS:
         part, setting = comparable(df, model)
-        if setting is not None:
+        if setting:
             parts.append(part)
             settings[model] = setting
     return (pd.concat(parts) if parts else df.iloc[:0]), settings
@@ -90,11 +95,15 @@ def describe(df, settings) -> str:
     if not settings:
         return "No run can be compared: no float32 main run of either model."
     held = []
-    for model, s in settings.items():
-        held.append(f"{MODEL_NAMES[model]}: float32 main runs, "
-                    + (f"{s['epochs']} {'epoch' if s['epochs'] == 1 else 'epochs'} on {s['train_subset']:,} "
-                       f"images in batches of {s['batch_size']}" if model == "lenet" else
-                       "the shared 2-layer problem"))
+    for model, per_device in settings.items():
+        if model != "lenet":
+            held.append(f"{MODEL_NAMES[model]}: float32 main runs, the shared 2-layer problem")
+            continue
+        said = [f"{s['epochs']} {'epoch' if s['epochs'] == 1 else 'epochs'} on {s['train_subset']:,} images in "
+                f"batches of {s['batch_size']}" + ("" if len(per_device) == 1 else
+                                                   f" on {'the CPU' if d == 'cpu' else d}")
+                for d, s in per_device.items()]
+        held.append(f"{MODEL_NAMES[model]}: float32 main runs, " + "; ".join(said))
     kinds = kind_of_run(df) if len(df) else pd.Series(dtype=object)
     plural = {"float64 parity run": "float64 parity runs", "speed switch": "speed-switch runs"}
     left = [f"{int((kinds == k).sum())} {k if (kinds == k).sum() == 1 else plural[k]}"
@@ -272,25 +281,46 @@ def disagreements(checks, known=None) -> str:
 # ---------------------------------------------------------------- parity
 
 def parity_causes(parity) -> list:
-    """Per run outside its tolerance, the cause its own records support, as words.
+    """The runs outside their tolerance, grouped by framework, model, device and the cause their own
+    records support, as words.
 
     A float32 run is said to have left the reference by a rounding-level decision only if a
-    float64 run of the same framework and model stayed within its tolerance (the program is the
-    reference's); otherwise the records do not say why.
+    float64 run of the same framework and model on the same device stayed within its tolerance
+    (the program is the reference's); a speed setting (TF32, mixed precision, another input
+    pipeline...) is measured outside the parity check by design; otherwise the records do not say why.
     """
-    out = []
-    f64 = parity[parity["variant"].str.contains("float64")] if len(parity) else parity
-    for _, r in parity[~parity["passed"]].iterrows() if len(parity) else []:
-        twin = f64[(f64["framework"] == r["framework"]) & (f64["model"] == r["model"])]
-        run = f"{r['framework']} {r['variant']} ({r['model']}, {r['max rel. deviation']:.1e})"
+    if parity.empty:
+        return []
+    device = parity["device name"] if "device name" in parity else parity["device"]
+    switch = parity["speed setting"] if "speed setting" in parity else pd.Series("", index=parity.index)
+    f64 = parity[parity["variant"].str.contains("float64")]
+    groups = {}
+    for i, r in parity[~parity["passed"]].iterrows():
+        twin = f64[(f64["framework"] == r["framework"]) & (f64["model"] == r["model"])
+                   & (device[f64.index] == device[i])]
+        held = f"a float64 run on the same device stays within {twin['max rel. deviation'].max():.1e}" \
+            if len(twin) and twin["passed"].all() else ""
         if "float64" in r["variant"]:
-            out.append(f"{run}: a float64 run outside its tolerance, so its program differs from the reference")
-        elif len(twin) and twin["passed"].all():
-            out.append(f"{run}: its float64 twin stays within {twin['max rel. deviation'].max():.1e}, so the "
-                       "program is the reference's and float32 rounding sent a decision another way")
+            cause = ("float64", "its program differs from the reference")
+        elif switch[i]:
+            cause = ("switch", "measured outside the parity check by design" + (f" ({held})" if held else ""))
+        elif held:
+            cause = ("rounding", f"{held}, so the program is the reference's and float32 rounding sent a "
+                                 "decision another way")
         else:
-            out.append(f"{run}: no float64 run of it passed, so the records cannot tell rounding from a different "
-                       "program")
+            cause = ("unknown", "no float64 run of it passed on this device, so the records cannot tell rounding "
+                                "from a different program")
+        where = r["model"] + ("" if device[i] == "cpu" else f" on {device[i]}")
+        groups.setdefault((r["framework"], where, cause), []).append((r["variant"], r["max rel. deviation"]))
+    out = []
+    for (framework, where, (kind, why)), runs in groups.items():
+        many = len(runs) > 1
+        worst = max(d for _, d in runs)
+        what = {"float64": "float64 runs outside their tolerance, so" if many else
+                "a float64 run outside its tolerance, so",
+                "switch": "speed settings," if many else "a speed setting,"}.get(kind, "")
+        out.append(f"{framework} {words(v for v, _ in runs)} ({where}, {'up to ' if many else ''}{worst:.1e}): "
+                   + (f"{what} {why}" if what else why))
     return out
 
 
@@ -393,9 +423,9 @@ def fraction_sentence(fraction, device) -> str:
     top = lenet.sort_values("fraction of peak (%)").iloc[-1]
     med = float(lenet["fraction of peak (%)"].median())
     over = int((part["fraction of peak (%)"] > 100).sum())
-    return (f"On {where}, the best LeNet run, {top['label']}, computes {top['GFLOP/s']:.1f} GFLOP/s, "
+    return (f"On {where}, the best LeNet run, {top['label']}, computes {top['GFLOP/s']:,.1f} GFLOP/s, "
             f"{top['fraction of peak (%)']:.0f}% of the float32 matrix-multiply rate measured there "
-            f"({top['yardstick (GFLOP/s)']:.1f} GFLOP/s); the median LeNet run reaches {med:.0f}%. "
+            f"({top['yardstick (GFLOP/s)']:,.1f} GFLOP/s); the median LeNet run reaches {med:.0f}%. "
             + ("Most runs leave the arithmetic units idle for much of a step: with a network this small and small "
                "batches, converting layouts, launching operators, the optimizer's updates and Python itself take "
                "their share." if med < 50 else "The typical run keeps the arithmetic units busy for most of a step.")

@@ -268,8 +268,14 @@ def summary(dest=None) -> str:
         return "The book keeps no GPU result yet: every number in it comes from the CPU of the machine that built it."
     by = {}
     for _, r in gpu:
-        by.setdefault(r["accelerator"]["name"], set()).add(r["framework"])
-    parts = [f"{name} ({', '.join(sorted(fws))})" for name, fws in sorted(by.items())]
+        seen = by.setdefault(r["accelerator"]["name"], {"chapters": set(), "dates": set()})
+        seen["chapters"].add(r["framework"])
+        seen["dates"].add(r["date"][:10])
+    parts = []
+    for name, seen in sorted(by.items()):
+        dates = sorted(seen["dates"])
+        parts.append(f"{name} ({', '.join(sorted(seen['chapters']))}; run "
+                     + (f"on {dates[0]}" if len(dates) == 1 else f"from {dates[0]} to {dates[-1]}") + ")")
     return f"The book keeps {_count(len(gpu), 'GPU record')}: " + "; ".join(parts) + "."
 
 
