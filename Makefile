@@ -48,7 +48,9 @@ skip-%:
 # removes the half-built .envs/<name> and says why in one line. (SUBMAKE, not $$(MAKE): a dry run,
 # make -n, must not run the environments' builds.)
 SUBMAKE = $(MAKE)
-try-%:
+# After the main environment: every extra one registers its kernel in it, and with `make -j` (CI)
+# the extra environments build side by side once it exists.
+try-%: $(STAMP)
 	@mkdir -p .envs && rm -f .envs/$*.skipped; \
 	if $(SUBMAKE) --no-print-directory -q $(ENV_$*) 2>/dev/null; then exit 0; fi; \
 	{ $(SUBMAKE) --no-print-directory $(ENV_$*) 2>&1; echo $$? > .envs/$*.status; } | tee .envs/$*.log; \

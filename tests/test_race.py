@@ -121,7 +121,8 @@ def test_tuned_is_the_fastest_setting_that_keeps_parity():
     with pytest.raises(tuning.TuningError, match="reduced"):
         tuning.choose([faster_bad], steps=3)
     s = tuning.summary(default, fast_ok)
-    assert s["speedup"] == pytest.approx(10 / 6) and s["tuned"] == "static_alloc"
+    assert s["speedup"] == pytest.approx(10 / 6) and s["tuned"] == "static_alloc" and "measured" not in s
+    assert tuning.summary(default, fast_ok, [default, fast_ok, faster_bad])["measured"] == 3
 
 
 def _race_record(folder, framework, seed, reached_s, rates, form="pytorch", quick=True, gpu=None):
@@ -210,5 +211,8 @@ def test_race_and_tuning_sentences_speak_of_each_device_apart(tmp_path):
                         for d, t, ms in (("cpu", "jit", 10.0), (gpu, "donate", 5.0))])
     text = compare_race.tuning_sentence(tun)
     assert text.startswith("On the CPU, JAX kept its default, the fastest setting measured. Tuned, JAX takes 10.00 ms")
+    alone = compare_race.tuning_sentence(tun.iloc[:1].assign(**{"settings measured": 1}))
+    assert alone.startswith("JAX measured only its default here, so its tuned setting is the default.")
+    assert "fastest setting measured" not in alone
     assert f"On {gpu}, tuning made the LeNet step faster by: JAX 2.00x (jit to donate)." in text
 

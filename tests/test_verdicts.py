@@ -222,7 +222,14 @@ def test_parity_misses_are_grouped_and_a_speed_setting_is_outside_parity_by_desi
                        speed_setting=variant, **gpu)
     fixture_record(folder(tmp_path, "pytorch"), "pytorch", variant="float64", dtype="float64", **gpu)
     fixture_record(folder(tmp_path, "pytorch"), "pytorch", variant="main", passed=False)
-    causes = verdicts.parity_causes(compare.parity_table(load(tmp_path)))
+    fixture_record(folder(tmp_path, "jax"), "jax", variant="fast_matmul", passed=False,
+                   extra={"matmul_precision": "default"}, **gpu)
+    df = load(tmp_path)
+    assert verdicts.kind_of_run(df[df["variant"] == "fast_matmul"]).tolist() == ["speed switch"]
+    causes = verdicts.parity_causes(compare.parity_table(df))
+    assert any(c.startswith(f"JAX fast_matmul (LeNet on {GPU_A}, 1.0e-02): a speed setting, measured outside")
+               for c in causes)
+    causes = [c for c in causes if not c.startswith("JAX")]
     assert len(causes) == 2
     on_gpu = next(c for c in causes if GPU_A in c)
     assert on_gpu.startswith(f"PyTorch gpu_amp and gpu_tf32 (LeNet on {GPU_A}, up to 1.0e-02): speed settings, "
@@ -424,7 +431,7 @@ def test_a_gpu_run_is_set_against_its_own_gpus_float32_rate(tmp_path):
     assert frac.loc[GPU_B, "yardstick"] == compare.NO_YARDSTICK and GPU_A in frac.loc[GPU_A, "yardstick"]
     assert "no yardstick on this device" in verdicts.fraction_sentence(frac.reset_index(), GPU_B)
     said = verdicts.fraction_sentence(frac.reset_index(), GPU_A)
-    assert said.startswith(f"On {GPU_A}, the best LeNet run") and "10000.0 GFLOP/s" in said
+    assert said.startswith(f"On {GPU_A}, the best LeNet run") and "10,000.0 GFLOP/s" in said
     lines = verdicts.conclusions(pd.DataFrame(), compare.speed_table(df), frac.reset_index(),
                                  {"theano_s": float("nan"), "others_s": float("nan")}, pd.DataFrame(), [], GPU_A)
     assert any(f"LeNet run on {GPU_A} uses" in line for line in lines)

@@ -12,7 +12,8 @@ from rosetta.core import schedule
 
 RACE_COLUMNS = ["framework", "device", "setting", "momentum form", "seeds", "reached", "median s to target",
                 "min s", "max s", "median epochs", "final accuracy (%)", "quick"]
-TUNING_COLUMNS = ["framework", "device", "default", "tuned", "default ms/step", "tuned ms/step", "speed-up"]
+TUNING_COLUMNS = ["framework", "device", "default", "tuned", "default ms/step", "tuned ms/step", "speed-up",
+                  "settings measured"]
 
 
 def load(build=None, committed=None, folders=None) -> pd.DataFrame:
@@ -90,7 +91,8 @@ def tuning(df) -> pd.DataFrame:
     rows = [{"framework": r["name"], "device": r["device"],
              "default": r["extra.tuning"]["default"], "tuned": r["extra.tuning"]["tuned"],
              "default ms/step": r["extra.tuning"]["default_ms"], "tuned ms/step": r["extra.tuning"]["tuned_ms"],
-             "speed-up": r["extra.tuning"]["speedup"]} for _, r in part.iterrows()]
+             "speed-up": r["extra.tuning"]["speedup"],
+             "settings measured": r["extra.tuning"].get("measured")} for _, r in part.iterrows()]
     return pd.DataFrame(rows, columns=TUNING_COLUMNS)
 
 
@@ -168,12 +170,18 @@ def _tuning_on_one_device(tuning_table, within) -> str:
     best = part.iloc[0]
     changed = tuning_table[tuning_table["default"] != tuning_table["tuned"]]
     kept = tuning_table[tuning_table["default"] == tuning_table["tuned"]]
+    measured = kept["settings measured"] if "settings measured" in kept else pd.Series(None, index=kept.index)
+    alone = kept[measured == 1]                 # the default was the only setting measured
+    kept = kept[measured != 1]
     gains = "; ".join(f"{r['framework']} {r['speed-up']:.2f}x ({r['default']} to {r['tuned']})"
                       for _, r in changed.iterrows())
     text = f"Tuning made the LeNet step faster by: {gains}." if len(changed) else ""
     if len(kept):
         text += (f" {tables.words(kept['framework'])} kept {'its' if len(kept) == 1 else 'their'} "
                  f"default, the fastest setting measured.")
+    if len(alone):
+        text += (f" {tables.words(alone['framework'])} measured only {'its' if len(alone) == 1 else 'their'} "
+                 f"default here, so {'its' if len(alone) == 1 else 'their'} tuned setting is the default.")
     if len(part) == 1:
         return f"{text.strip()} Tuned, {best['framework']} takes {best['tuned ms/step']:.2f} ms a step."
     far = part[part["tuned ms/step"] > within * best["tuned ms/step"]]

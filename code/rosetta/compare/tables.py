@@ -131,6 +131,9 @@ def parity_table(df) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=cols)
     switch = df["extra.speed_setting"] if "extra.speed_setting" in df else pd.Series(None, index=df.index)
+    if "extra.matmul_precision" in df:                  # matrix products below float32 (JAX's default)
+        low = df["extra.matmul_precision"].notna() & (df["extra.matmul_precision"] != "highest")
+        switch = switch.where(~low | switch.notna(), "matmul_precision=" + df["extra.matmul_precision"].astype(str))
     out = pd.DataFrame({
         "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
         "device": df["device"], "device name": device_of(df), "speed setting": switch.fillna("").astype(str),

@@ -47,9 +47,12 @@ def _column(df, name, default):
 
 
 def kind_of_run(df) -> pd.Series:
-    """Per record: "float64 parity run", "speed switch" or "main"."""
+    """Per record: "float64 parity run", "speed switch" or "main". A run whose matrix products ran
+    below full float32 precision (``extra.matmul_precision`` other than "highest": JAX's default,
+    TF32 on a recent GPU) is a speed switch, whatever its chapter called it."""
     dtype = _column(df, "extra.dtype", None).fillna("float32")
-    switch = _column(df, "extra.speed_setting", None).notna()
+    precision = _column(df, "extra.matmul_precision", None)
+    switch = _column(df, "extra.speed_setting", None).notna() | (precision.notna() & (precision != "highest"))
     return pd.Series(np.where(dtype == "float64", "float64 parity run", np.where(switch, "speed switch", "main")),
                      index=df.index)
 

@@ -39,8 +39,13 @@ def choose(recs, steps: int = None) -> dict:
     return min(ok, key=lambda r: r["timing"]["median_s"])
 
 
-def summary(default: dict, tuned: dict) -> dict:
-    """Default and tuned median step, and how many times faster the tuned setting is."""
+def summary(default: dict, tuned: dict, candidates=None) -> dict:
+    """Default and tuned median step, how many times faster the tuned setting is and, given the
+    ``candidates`` the tuned one was chosen among, how many settings were measured (``measured``:
+    one means the default was the only one, and "kept its default" compares nothing)."""
     d, t = default["timing"]["median_s"], tuned["timing"]["median_s"]
-    return {"default": default["variant"], "tuned": tuned["variant"], "default_ms": 1e3 * d,
-            "tuned_ms": 1e3 * t, "speedup": d / t}
+    out = {"default": default["variant"], "tuned": tuned["variant"], "default_ms": 1e3 * d,
+           "tuned_ms": 1e3 * t, "speedup": d / t}
+    if candidates is not None:
+        out["measured"] = len(list(candidates))
+    return out
