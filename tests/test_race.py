@@ -181,7 +181,7 @@ def test_race_and_tuning_sentences_follow_the_tables(tmp_path):
     tun = pd.DataFrame([{"framework": "PyTorch", "device": "cpu", "default": "eager", "tuned": "compile",
                          "default ms/step": 8.0, "tuned ms/step": 6.0, "speed-up": 8 / 6},
                         {"framework": "Theano", "device": "cpu", "default": "openblas", "tuned": "openblas",
-                         "default ms/step": 18.0, "tuned ms/step": 18.0, "speed-up": 1.0}])
+                         "default ms/step": 18.0, "tuned ms/step": 18.0, "speed-up": 1.0, "settings measured": 5}])
     text = compare_race.tuning_sentence(tun)
     assert "PyTorch 1.33x (eager to compile)" in text and "Theano is more than 1.5 times slower" in text
     assert "Theano kept its default, the fastest setting measured." in text and "openblas to" not in text
@@ -207,12 +207,14 @@ def test_race_and_tuning_sentences_speak_of_each_device_apart(tmp_path):
     assert "did not reach it" not in text
     import pandas as pd
     tun = pd.DataFrame([{"framework": "JAX", "device": d, "default": "jit", "tuned": t,
-                         "default ms/step": 10.0, "tuned ms/step": ms, "speed-up": 10.0 / ms}
+                         "default ms/step": 10.0, "tuned ms/step": ms, "speed-up": 10.0 / ms, "settings measured": 4}
                         for d, t, ms in (("cpu", "jit", 10.0), (gpu, "donate", 5.0))])
     text = compare_race.tuning_sentence(tun)
     assert text.startswith("On the CPU, JAX kept its default, the fastest setting measured. Tuned, JAX takes 10.00 ms")
     alone = compare_race.tuning_sentence(tun.iloc[:1].assign(**{"settings measured": 1}))
     assert alone.startswith("JAX measured only its default here, so its tuned setting is the default.")
     assert "fastest setting measured" not in alone
+    unknown = compare_race.tuning_sentence(tun.iloc[:1].drop(columns="settings measured"))
+    assert unknown.startswith("JAX kept its default (the record does not say how many settings were measured).")
     assert f"On {gpu}, tuning made the LeNet step faster by: JAX 2.00x (jit to donate)." in text
 

@@ -170,9 +170,11 @@ def _tuning_on_one_device(tuning_table, within) -> str:
     best = part.iloc[0]
     changed = tuning_table[tuning_table["default"] != tuning_table["tuned"]]
     kept = tuning_table[tuning_table["default"] == tuning_table["tuned"]]
-    measured = kept["settings measured"] if "settings measured" in kept else pd.Series(None, index=kept.index)
+    measured = pd.to_numeric(kept["settings measured"], errors="coerce") if "settings measured" in kept \
+        else pd.Series(np.nan, index=kept.index)
     alone = kept[measured == 1]                 # the default was the only setting measured
-    kept = kept[measured != 1]
+    unknown = kept[measured.isna()]             # a record from before the count was kept
+    kept = kept[measured > 1]
     gains = "; ".join(f"{r['framework']} {r['speed-up']:.2f}x ({r['default']} to {r['tuned']})"
                       for _, r in changed.iterrows())
     text = f"Tuning made the LeNet step faster by: {gains}." if len(changed) else ""
@@ -182,6 +184,10 @@ def _tuning_on_one_device(tuning_table, within) -> str:
     if len(alone):
         text += (f" {tables.words(alone['framework'])} measured only {'its' if len(alone) == 1 else 'their'} "
                  f"default here, so {'its' if len(alone) == 1 else 'their'} tuned setting is the default.")
+    if len(unknown):
+        text += (f" {tables.words(unknown['framework'])} kept {'its' if len(unknown) == 1 else 'their'} default "
+                 f"(the {'record does' if len(unknown) == 1 else 'records do'} not say how many settings were "
+                 "measured).")
     if len(part) == 1:
         return f"{text.strip()} Tuned, {best['framework']} takes {best['tuned ms/step']:.2f} ms a step."
     far = part[part["tuned ms/step"] > within * best["tuned ms/step"]]
