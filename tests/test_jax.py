@@ -116,7 +116,8 @@ def test_the_main_run_uses_the_fastest_setting_that_keeps_parity(jax_records, le
     main = jax_records[("lenet", "tuned")]
     summary = main["extra"]["tuning"]
     best = tuning.choose(candidates, decided)
-    assert summary == tuning.summary(jax_records[("lenet", "jit_optax")], best)
+    assert summary == tuning.summary(jax_records[("lenet", "jit_optax")], best, candidates)
+    assert summary["measured"] == len(candidates)                     # scan4 is no candidate
     assert summary["default"] == "jit_optax" and summary["tuned"] == main["extra"]["setting"] == best["variant"]
     assert tuning.qualifies(best, decided)
     assert all(best["timing"]["median_s"] <= r["timing"]["median_s"] for r in candidates if tuning.qualifies(r, decided))

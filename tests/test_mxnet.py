@@ -309,7 +309,8 @@ def test_main_run_uses_the_tuned_setting(mx_records):
     chosen = tuning.choose(candidates, held)
     assert summary["tuned"] == chosen["variant"]
     assert main["extra"]["hybridize"] == mx_records[("lenet", chosen["variant"])]["extra"]["hybridize"]
-    assert summary == pytest.approx(tuning.summary(mx_records[("lenet", "fresh_hybrid")], chosen))
+    assert summary == pytest.approx(tuning.summary(mx_records[("lenet", "fresh_hybrid")], chosen, candidates))
+    assert summary["measured"] == len(candidates)
     assert summary["speedup"] >= 1.0
 
 

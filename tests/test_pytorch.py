@@ -98,7 +98,8 @@ def test_main_run_uses_the_fastest_setting_that_keeps_parity(quick_book):
     assert tuning.qualifies(eager, decided)
     chosen = tuning.choose(settings, decided)
     summary = main["extra"]["tuning"]
-    assert summary == tuning.summary(eager, chosen)
+    assert summary == tuning.summary(eager, chosen, settings)
+    assert summary["measured"] == len(settings)
     assert summary["default"] == "eager" and summary["tuned"] == main["extra"]["setting"] == chosen["variant"]
     assert summary["speedup"] >= 1 and "speed_setting" not in main["extra"]
     assert recs[("lenet", "jit_trace")]["one_off"][0]["kind"] == "trace"

@@ -232,7 +232,8 @@ def test_main_run_uses_the_fastest_setting_that_keeps_parity(tf_records, decided
     settings = [tf_records[("lenet", v)] for v in SETTINGS if ("lenet", v) in tf_records]
     best = tuning.choose(settings, decided)
     main = tf_records[("lenet", "tuned")]
-    assert main["extra"]["tuning"] == pytest.approx(tuning.summary(tf_records[("lenet", DEFAULT)], best))
+    assert main["extra"]["tuning"] == pytest.approx(tuning.summary(tf_records[("lenet", DEFAULT)], best, settings))
+    assert main["extra"]["tuning"]["measured"] == len(settings)
     assert main["extra"]["setting"] == main["extra"]["tuning"]["tuned"] == best["variant"]
     assert all(best["timing"]["median_s"] <= r["timing"]["median_s"] for r in settings
                if tuning.qualifies(r, decided))

@@ -131,7 +131,8 @@ def test_main_run_is_the_fastest_setting_that_keeps_parity(quick_book):
     chosen = tuning.choose(recs.values(), held)
     summary = main["extra"]["tuning"]
     assert main["extra"]["setting"] == summary["tuned"] == chosen["variant"]
-    assert summary == pytest.approx(tuning.summary(recs[DEFAULT_SETTING], chosen))
+    assert summary == pytest.approx(tuning.summary(recs[DEFAULT_SETTING], chosen, recs.values()))
+    assert summary["measured"] == len(recs)
     assert summary["default"] == DEFAULT_SETTING
     faster = [v for v, r in recs.items() if r["timing"]["median_s"] < chosen["timing"]["median_s"]]
     assert not [v for v in faster if tuning.qualifies(recs[v], held)], "a faster setting kept parity"
