@@ -48,7 +48,7 @@ skip-%:
 # removes the half-built .envs/<name> and says why in one line. (SUBMAKE, not $$(MAKE): a dry run,
 # make -n, must not run the environments' builds.)
 SUBMAKE = $(MAKE)
-# After the main environment: every extra one registers its kernel in it, and with `make -j` (CI)
+# After the main environment: every extra one registers its kernel in it, and with `make -j`
 # the extra environments build side by side once it exists.
 try-%: $(STAMP)
 	@mkdir -p .envs && rm -f .envs/$*.skipped; \

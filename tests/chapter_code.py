@@ -12,6 +12,21 @@ import jupytext
 from conftest import ROOT
 
 
+# The front matter of a Jupytext MyST chapter, for the small chapters tests write themselves.
+MYST_FRONT_MATTER = '''\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+'''
+
+
 def code_cells(chapter: str) -> list:
     nb = jupytext.read(ROOT / "chapters" / f"{chapter}.md")
     return [c.source for c in nb.cells if c.cell_type == "code"]

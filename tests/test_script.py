@@ -11,39 +11,31 @@ import pytest
 
 from rosetta.book import script
 
+import chapter_code
+
 ROOT = Path(__file__).resolve().parents[1]
 
-CHAPTER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+CHAPTER = chapter_code.MYST_FRONT_MATTER + """
 # A chapter
 
-```{{code-cell}} ipython3
+```{code-cell} ipython3
 :tags: [parameters]
 
 steps = 2
 fail = False
 ```
 
-```{{code-cell}} ipython3
+```{code-cell} ipython3
 import json, os
 from pathlib import Path
 from myst_nb import glue
 
 glue("steps", steps, display=False)
-Path(os.environ["ROSETTA_RECORDS"], "r.json").write_text(json.dumps({{"steps": steps, "cwd": os.getcwd()}}))
+Path(os.environ["ROSETTA_RECORDS"], "r.json").write_text(json.dumps({"steps": steps, "cwd": os.getcwd()}))
 display(steps)
 ```
 
-```{{code-cell}} ipython3
+```{code-cell} ipython3
 %time x = steps * 2
 assert not fail, "the chapter was asked to fail"
 ```
@@ -55,7 +47,7 @@ def chapter(tmp_path):
     folder = tmp_path / "chapters"
     folder.mkdir()
     path = folder / "tiny.md"
-    path.write_text(CHAPTER.format())
+    path.write_text(CHAPTER)
     return path
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from rosetta.book import build, side_by_side as sbs
 
+import chapter_code
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -131,18 +133,7 @@ def test_the_figures_of_a_run():
 
 # ---------------------------------------------------------------- the build path, on a scratch book
 
-FIXTURE_CHAPTER = '''\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+FIXTURE_CHAPTER = chapter_code.MYST_FRONT_MATTER + '''
 # PyTorch
 
 A fixture chapter for tests/test_side_by_side.py: one tiny marked cell per concept.
