@@ -34,8 +34,14 @@ EXTRA_ENVS += $(foreach e,$(EXTRA_ENV_NAMES),$(if $(SKIP_$(e)),skip-$(e),try-$(e
 book: env
 	$(BIN)/rosetta-build $(if $(QUICK),--quick) $(if $(FORCE),--force) $(if $(STRICT),--strict)
 
+# The tests read the quick book in _build/test/_build (tests/conftest.py). It is executed first,
+# TEST_JOBS chapters at a time (a quick build's timings are not the book's); a chapter that fails
+# here is executed again by the first test that reads it, which reports its error.
+TEST_JOBS ?= 2
 test: env
-	ROSETTA_FORCE=$(FORCE) ROSETTA_STRICT=$(STRICT) $(BIN)/python -m pytest tests --durations=15
+	-$(BIN)/rosetta-build --quick --jobs $(TEST_JOBS) --no-html --build-dir _build/test/_build \
+	  $(if $(FORCE),--force) $(if $(STRICT),--strict)
+	ROSETTA_STRICT=$(STRICT) $(BIN)/python -m pytest tests --durations=15
 
 SKIPPED_SAY = $(if $(STRICT),, (its chapter is skipped; STRICT=1 makes this an error))
 
@@ -61,7 +67,11 @@ try-%: $(STAMP)
 	echo "make: $$reason$(SKIPPED_SAY)" >&2; \
 	$(if $(STRICT),exit 1,true)
 
-env: $(STAMP) node_modules/.package-lock.json $(EXTRA_ENVS)
+# The extra environments build side by side (ENV_JOBS at a time; each waits for the main one),
+# each one's output kept together (--output-sync).
+ENV_JOBS ?= 3
+env: $(STAMP) node_modules/.package-lock.json
+	@$(MAKE) --no-print-directory -j$(ENV_JOBS) --output-sync=target $(EXTRA_ENVS)
 
 # Debian packages: OpenBLAS (Theano links it) and Chromium (the browser test reads the book
 # in it); skipped where they are present.

@@ -77,8 +77,9 @@ def quick_book():
     """The quick book (see :class:`QuickBook`), in ``_build/test/_build``.
 
     ROSETTA_TEST_CHAPTERS=pytorch,tensorflow limits it to those chapters (no HTML then).
-    ROSETTA_FORCE=1 (``make test FORCE=1``) executes each chapter read even if its earlier run
-    could be reused; ROSETTA_STRICT=1 (``make test STRICT=1``, CI) fails a test that reads a
+    ``make test`` executes the whole quick book here first, two chapters at a time (``rosetta-build
+    --quick --jobs 2``), so that the tests mostly reuse it. ROSETTA_FORCE=1 executes each chapter
+    read even if its earlier run could be reused (``make test FORCE=1`` forces that first build); ROSETTA_STRICT=1 (``make test STRICT=1``, CI) fails a test that reads a
     chapter whose environment could not be built instead of skipping it.
     """
     only = [c for c in os.environ.get("ROSETTA_TEST_CHAPTERS", "").split(",") if c]

@@ -97,6 +97,59 @@ def test_unknown_chapter_and_missing_kernel_are_clear(book_root):
         build.build(book_root, book_root / "_build", html=False, kernel="no-such-kernel")
 
 
+SIDE_BY_SIDE = """\
+---
+jupytext:
+  text_representation: {{extension: .md, format_name: myst}}
+kernelspec: {{display_name: Python 3, language: python, name: python3}}
+---
+# {name}
+
+```{{code-cell}} ipython3
+import json, os, time
+from pathlib import Path
+from rosetta.core import records, timing
+start = time.time()
+time.sleep(3)
+with timing.Probe(warmup=0) as probe:
+    with probe.step():
+        pass
+rec = records.make(framework="{name}", framework_version="0", variant="only", model="two_layer",
+                   device="cpu", device_name="cpu", threads=1, params={{}}, losses=[1.0],
+                   reference=[1.0], tolerance=1e-4, probe_summary=probe.summary())
+records.write(rec)
+times = Path(os.environ["ROSETTA_BUILD"]) / "times"
+times.mkdir(exist_ok=True)
+(times / "{name}.json").write_text(json.dumps([start, time.time(), os.environ["ROSETTA_RECORDS"]]))
+{fail}
+```
+"""
+
+
+def test_jobs_run_chapters_side_by_side_and_the_last_one_after_them(book_root):
+    """FIXTURE chapters: with ``jobs=2`` (quick mode only) two chapters run at once, each with its own
+    records folder; one failing leaves the other's records whole; the chapter that runs last waits."""
+    for name, fail in (("good", ""), ("bad", "raise RuntimeError('injected failure')")):
+        (book_root / "chapters" / f"{name}.md").write_text(SIDE_BY_SIDE.format(name=name, fail=fail))
+    (book_root / "chapters" / "summary.md").write_text(SUMMARY)
+    (book_root / "_toc.yml").write_text((book_root / "_toc.yml").read_text() + "  - file: chapters/summary\n")
+    build_dir = book_root / "_build"
+    with pytest.raises(build.BuildError, match="for quick mode .* only"):
+        build.build(book_root, build_dir, html=False, jobs=2, log=quiet)
+    results = build.build(book_root, build_dir, quick=True, html=False, jobs=2, log=quiet)
+    assert [(r.name, r.ok) for r in results] == [("good", True), ("bad", False), ("summary", True)]
+    (g0, g1, g_records), (b0, b1, b_records) = (json.loads((build_dir / "times" / f"{n}.json").read_text())
+                                                for n in ("good", "bad"))
+    assert g0 < b1 and b0 < g1, "the two chapters did not run at the same time"
+    assert g_records != b_records and Path(g_records).name == "good" and Path(b_records).name == "bad"
+    assert [records.read(p)["framework"] for p in results[0].records] == ["good"]
+    assert not (build_dir / "records" / "bad").exists() or not any((build_dir / "records" / "bad").iterdir())
+    summary = json.loads(results[2].notebook.read_text())["cells"][-1]["outputs"][0]["text"]
+    assert "".join(summary) == "1 records\n"          # it ran after both: the good one's record only
+    report = json.loads((build_dir / "run_report.json").read_text())
+    assert {n: r["ok"] for n, r in report.items()} == {"good": True, "bad": False, "summary": True}
+
+
 # ------------------------------------------------------------------ cache
 
 SUMMARY = """\

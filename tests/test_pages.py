@@ -132,13 +132,14 @@ def test_tables_say_what_is_wrong():
 
 # What must not appear in the text a reader reads (prose, tables and printed outputs; the code
 # cells' own source is left out, where `int(s)` is code): "(s)" plurals, temporary and build
-# paths, the build's own folder, process ids. The build's ports are never printed: the
+# paths, the build's own folder, process ids, a MyST role that was not rendered. The build's ports are never printed: the
 # scaling chapter writes "<port>" where one would be.
 MACHINERY = {
     "a '(s)' plural": r"[A-Za-z]\(s\)",
     "a temporary path": r"/tmp/",
     "a build path": r"/_build/",
     "a process id": r"\bpids?\b",
+    "a MyST role left unrendered": r"\{(glue|doc|numref|term|download)(:[a-z]+)?\}",
 }
 
 
@@ -169,6 +170,8 @@ def test_machinery_check_finds_what_it_looks_for(tmp_path):
     assert found.count("'(s)' plural") == 2 and "int(s)" not in found
     assert "temporary path" in found and "build path" in found and "process id" in found
     assert "the book's folder" in found
+    page.write_text("<main><p>JAX's <code>{glue:text}</code><code>jx_backend</code> backend</p></main>")
+    assert "a MyST role left unrendered" in "\n".join(machinery_on(page, root="/work/book"))
     page.write_text("<main><p>Trained for 3 epochs (a median of 2.1 ms (s) per step), rapid.</p></main>")
     assert machinery_on(page, root="/work/book") == []
 

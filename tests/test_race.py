@@ -185,6 +185,10 @@ def test_race_and_tuning_sentences_follow_the_tables(tmp_path):
     text = compare_race.tuning_sentence(tun)
     assert "PyTorch 1.33x (eager to compile)" in text and "Theano is more than 1.5 times slower" in text
     assert "Theano kept its default, the fastest setting measured." in text and "openblas to" not in text
+    assert "main run" not in text                           # no main run's step given: nothing said of it
+    text = compare_race.tuning_sentence(tun.assign(**{"main run ms/step": [7.5, 18.5]}))
+    assert "the main run, with the tuned setting over the whole training, took 7.50 ms a step (PyTorch)" in text
+    assert "Theano)" not in text                           # within a tenth of its tuning row
     race_rows, tuned_rows = compare_race.chart_rows(table, tun)
     assert len(tuned_rows) == 4 and set(race_rows["model"]) == {"LeNet"}
 

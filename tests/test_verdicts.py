@@ -75,13 +75,19 @@ def folder(tmp_path, chapter):
 def mixed(tmp_path):
     """FIXTURE: main LeNet runs of three frameworks, with float64, speed-switch and 1-epoch runs beside them
     that would win every ranking if they were counted."""
-    fixture_record(folder(tmp_path, "pytorch"), "pytorch", median=0.030, rss=150)
+    fixture_record(folder(tmp_path, "pytorch"), "pytorch", median=0.030, rss=150,
+                   extra={"setting": "jit_trace", "tuning": {"default": "eager", "tuned": "jit_trace"}})
     fixture_record(folder(tmp_path, "tensorflow"), "tensorflow", median=0.040, rss=120)
     fixture_record(folder(tmp_path, "theano"), "theano", median=0.050, rss=90)
     fixture_record(folder(tmp_path, "theano"), "theano", variant="float64", median=0.001, rss=5, dtype="float64")
     fixture_record(folder(tmp_path, "mxnet"), "mxnet", variant="fast_switch", median=0.002, rss=6,
                    speed_setting="engine")
     fixture_record(folder(tmp_path, "mxnet"), "mxnet", variant="short", median=0.003, rss=7, epochs=1)
+    # candidates of a chapter's tuning saved without the mark (as the JAX records kept from a GPU are)
+    fixture_record(folder(tmp_path, "theano"), "theano", variant="openblas", median=0.0015, rss=4,
+                   extra={"setting": "openblas"})
+    fixture_record(folder(tmp_path, "jax"), "jax", variant="scan4", median=0.001, rss=3,
+                   extra={"setting": "lax.scan over 4 steps a call", "candidate": False})
     return load(tmp_path)
 
 
@@ -96,9 +102,12 @@ def test_rankings_hold_only_comparable_runs(mixed):
     assert compare.ranking(memory, "RSS increase (MiB)", "LeNet", "cpu") == ["Theano", "TensorFlow", "PyTorch"]
     said = verdicts.describe(mixed, settings)
     assert "3 epochs on 60,000 images in batches of 64" in said
-    assert "1 float64 parity run" in said and "1 speed switch" in said and "1 main run trained otherwise" in said
-    # every run is still in the parity table
-    assert len(compare.parity_table(mixed)) == 6
+    assert "1 float64 parity run" in said and "3 speed-switch runs" in said and "1 main run trained otherwise" in said
+    # every run is still in the parity table, the candidates named as the speed settings they are
+    parity = compare.parity_table(mixed)
+    assert len(parity) == 8
+    assert dict(zip(parity["variant"], parity["speed setting"])) == {
+        "main": "", "float64": "", "fast_switch": "engine", "short": "", "openblas": "openblas", "scan4": "scan4"}
 
 
 def test_fastest_needs_its_device(mixed):
@@ -174,7 +183,13 @@ def test_compile_claim_compares_the_cold_cost_in_every_build(tmp_path):
     loops = _loops(tmp_path, "compile_cold", 25.7)
     row = verdicts.compile_claim(compare.one_off_table(loops))
     assert row["verdict"] == "holds" and row["theano_s"] == pytest.approx(25.7) and row["others_s"] == pytest.approx(0.4)
-    assert "empty compile cache" in row["text"]
+    assert "empty compile cache" in row["text"] and "cached" not in row["text"]
+    # with the other records beside the loops, a warm compile of Theano's is named, and left out of the verdict
+    fixture_record(folder(tmp_path, "theano"), "theano", one_off=[("compile the training step", "compile_warm", 0.7)])
+    both = compare.one_off_table(pd.concat([loops, load(tmp_path)]))
+    row = verdicts.compile_claim(both)
+    assert row["verdict"] == "holds" and row["theano_s"] == pytest.approx(25.7)
+    assert "Once its C modules are cached" in row["text"] and "0.7 s" in row["text"]
     # a build whose Theano loop was compiled with a filled cache has no cold cost: never compared as if it were
     warm = _loops(tmp_path / "warm", "compile_warm", 2.6)
     row = verdicts.compile_claim(compare.one_off_table(warm))
@@ -435,6 +450,14 @@ def test_a_gpu_run_is_set_against_its_own_gpus_float32_rate(tmp_path):
     lines = verdicts.conclusions(pd.DataFrame(), compare.speed_table(df), frac.reset_index(),
                                  {"theano_s": float("nan"), "others_s": float("nan")}, pd.DataFrame(), [], GPU_A)
     assert any(f"LeNet run on {GPU_A} uses" in line for line in lines)
+    # said once per build, not once per device
+    parity = compare.parity_table(df)
+    per_device = [verdicts.conclusions(parity, compare.speed_table(df), frac.reset_index(),
+                                       {"theano_s": 30.0, "others_s": 0.1}, pd.DataFrame(), ["mxnet"], d,
+                                       general=i == 0)
+                  for i, d in enumerate(["cpu", GPU_A])]
+    assert [sum(line.startswith(start) for line in per_device[i]) for i in (0, 1)
+            for start in ("Every run stays", "Compiling the control-flow loop", "Missing from")] == [1, 1, 1, 0, 0, 0]
 
 
 # ------------------------------------------------------------- the chapter

@@ -16,7 +16,9 @@
    (:mod:`rosetta.book.cache`: its code cells, parameters, the helper package, the lock files,
    its kernel's environment and, for the chapters that run last, the other chapters'
    records); ``--force`` (``FORCE=1``) executes every chapter anyway;
-5. executes the others with papermill on the ``rosetta`` kernel, with their parameters, their
+5. executes the others with papermill on the ``rosetta`` kernel, one at a time (with ``--quick``,
+   ``--jobs N`` runs N side by side, each in a process of its own: what ``make test`` does; the
+   chapters that run last wait for all the others), with their parameters, their
    records going to a staging folder that replaces ``_build/records/<chapter>/`` only if the
    whole chapter succeeded (a failed chapter leaves the previous records untouched and no
    partial ones);
@@ -38,6 +40,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import yaml
@@ -248,12 +251,15 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
     env_before = {k: os.environ.get(k) for k in ("ROSETTA_RECORDS", "ROSETTA_ROOT", "ROSETTA_BUILD")}
     os.environ.update(ROSETTA_RECORDS=str(staging), ROSETTA_ROOT=str(root), ROSETTA_BUILD=str(build_dir))
     start = time.perf_counter()
+    sockets = tempfile.mkdtemp(prefix="rosetta-kernel-")
     try:
-        # The kernel listens on Unix sockets (IPC), not on TCP ports of localhost.
+        # The kernel listens on Unix sockets (IPC), not on TCP ports of localhost; in a folder of
+        # its own, so that kernels running side by side (--jobs) cannot take each other's sockets.
         papermill.execute_notebook(str(nb_in), str(nb_tmp), parameters=parameters, kernel_name=kernel,
                                    cwd=str(root / "chapters"), progress_bar=False, log_output=False,
                                    execution_timeout=timeout,
-                                   config=Config(KernelManager={"transport": "ipc"}))
+                                   config=Config(KernelManager={"transport": "ipc",
+                                                                "ip": os.path.join(sockets, "kernel")}))
     except Exception as err:  # papermill raises for any failing cell; the others go on
         shutil.rmtree(staging, ignore_errors=True)
         failed = executed / f"{name}.failed.ipynb"
@@ -261,6 +267,7 @@ def run_chapter(name: str, parameters: dict, build_dir: Path, root: Path, kernel
             nb_tmp.replace(failed)
         return ChapterResult(name, False, time.perf_counter() - start, _error_text(err), failed)
     finally:
+        shutil.rmtree(sockets, ignore_errors=True)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -383,14 +390,19 @@ def reuse_chapter(name: str, build_dir: Path, notebook: Path, key: dict):
 
 
 def build(root: Path, build_dir: Path, quick=False, only=(), parameters=None, html=None,
-          kernel=KERNEL, timeout=None, log=print, force=False, strict=False):
+          kernel=KERNEL, timeout=None, log=print, force=False, strict=False, jobs=1):
     """Execute the chapters (all, or ``only``) and, unless told otherwise, build the HTML.
 
     Returns the list of :class:`ChapterResult`; the HTML is built only when no chapter failed
     (skipped ones are shown as not executed). ``force`` executes every chapter even when its
     earlier run could be reused; ``strict`` makes a chapter that must be skipped a failure.
+    ``jobs`` > 1 (quick mode only) executes that many chapters at a time, each in a process of its
+    own; the chapters that run last still wait for all the others.
     """
     from rosetta.core import params as shared
+    if jobs < 1 or (jobs > 1 and not quick):
+        raise BuildError(f"jobs={jobs}: chapters executed side by side share the CPU, which changes every "
+                         f"time they measure, so more than one at a time is for quick mode (--quick) only")
     chapters = notebook_chapters(root)
     unknown = [c for c in only if c not in chapters]
     if unknown:
@@ -414,32 +426,70 @@ def build(root: Path, build_dir: Path, quick=False, only=(), parameters=None, ht
     skips = {name: skip_reason(root, name) for name in selected}
     for k in sorted({kernels[name] for name in selected if not skips[name]}):
         check_kernel(k)
-    results = []
-    for i, name in enumerate(selected, 1):
-        params = per_chapter[name]
-        res = key = None
-        if skips[name]:
-            out = skip_chapter(name, skips[name], build_dir, notebooks[name])
-            res = ChapterResult(name, True, 0.0, notebook=out, skipped=skips[name])
-            if strict:
-                res.ok, res.error = False, f"not executed: {skips[name]} (STRICT=1 makes this a failure)"
-            log(f"[{i}/{len(selected)}] {name}: not executed: {skips[name]}", flush=True)
-        else:
-            key = chapter_key(root, build_dir, name, notebooks[name], kernels[name], params)
-            res = None if force else reuse_chapter(name, build_dir, notebooks[name], key)
+    last = {name for name in selected if (front_matter(root / "chapters" / f"{name}.md").get("rosetta") or {})
+            .get("run_last")}
+    results, running = {}, {}           # name -> ChapterResult; name -> (position, future, key)
+
+    def finish(i, name, res, key):
+        if res.ok:
+            cache.store(build_dir, name, key, res.seconds, res.finished)
+        status = "ok" if res.ok else f"FAILED: {res.error}"
+        log(f"[{i}/{len(selected)}] {name}: {status} ({res.seconds:.1f} s, {len(res.records)} records)", flush=True)
+        update_report(build_dir, res, kernels[name], per_chapter[name])
+        results[name] = res
+
+    def wait_for_running():                 # each chapter's outcome as soon as it has one
+        import concurrent.futures
+        names = {future: name for name, (_, future, _) in running.items()}
+        for future in concurrent.futures.as_completed(names):
+            name = names[future]
+            i, _, key = running[name]
+            try:
+                res = future.result()
+            except Exception as err:     # the worker process itself died
+                res = ChapterResult(name, False, 0.0, f"its process ended: {err!r}")
+            finish(i, name, res, key)
+        running.clear()
+
+    pool = None
+    if jobs > 1:
+        import concurrent.futures
+        import multiprocessing
+        pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        for i, name in enumerate(selected, 1):
+            if name in last:            # it reads the others' records: they must all be done
+                wait_for_running()
+            params = per_chapter[name]
+            res = key = None
+            if skips[name]:
+                out = skip_chapter(name, skips[name], build_dir, notebooks[name])
+                res = ChapterResult(name, True, 0.0, notebook=out, skipped=skips[name])
+                if strict:
+                    res.ok, res.error = False, f"not executed: {skips[name]} (STRICT=1 makes this a failure)"
+                log(f"[{i}/{len(selected)}] {name}: not executed: {skips[name]}", flush=True)
+            else:
+                key = chapter_key(root, build_dir, name, notebooks[name], kernels[name], params)
+                res = None if force else reuse_chapter(name, build_dir, notebooks[name], key)
+                if res is not None:
+                    log(f"[{i}/{len(selected)}] {name}: reused, run on {res.finished} ({res.seconds:.1f} s then)",
+                        flush=True)
             if res is not None:
-                log(f"[{i}/{len(selected)}] {name}: reused, run on {res.finished} ({res.seconds:.1f} s then)",
-                    flush=True)
-        if res is None:
+                update_report(build_dir, res, kernels[name], params)
+                results[name] = res
+                continue
             why = "--force" if force else cache.changed(build_dir, name, key)
             log(f"[{i}/{len(selected)}] {name}: executing ({why}) ...", flush=True)
-            res = run_chapter(name, params, build_dir, root, kernels[name], timeout)
-            if res.ok:
-                cache.store(build_dir, name, key, res.seconds, res.finished)
-            status = "ok" if res.ok else f"FAILED: {res.error}"
-            log(f"[{i}/{len(selected)}] {name}: {status} ({res.seconds:.1f} s, {len(res.records)} records)", flush=True)
-        update_report(build_dir, res, kernels[name], params)
-        results.append(res)
+            if pool is not None and name not in last:
+                running[name] = (i, pool.submit(run_chapter, name, params, build_dir, root, kernels[name], timeout),
+                                 key)
+            else:
+                finish(i, name, run_chapter(name, params, build_dir, root, kernels[name], timeout), key)
+        wait_for_running()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    results = [results[name] for name in selected]
     if html is None:
         html = not only
     if html and all(r.ok for r in results):
@@ -470,6 +520,9 @@ def main(argv=None) -> int:
                     "could be reused (make ... FORCE=1)")
     ap.add_argument("--strict", action="store_true", help="a chapter whose environment could not be built is a "
                     "failure, not a skip (make ... STRICT=1)")
+    ap.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="with --quick: execute N chapters at a time (they share the CPU, so their timings "
+                         "are not comparable; what make test does)")
     args = ap.parse_args(argv)
     from rosetta import repo_root
     root = repo_root()
@@ -485,7 +538,7 @@ def main(argv=None) -> int:
     params = {k: _parse_value(v) for k, v in args.parameter}
     try:
         results = build(root, build_dir, args.quick, args.only, params, args.html, timeout=args.timeout,
-                        force=args.force, strict=args.strict)
+                        force=args.force, strict=args.strict, jobs=args.jobs)
     except BuildError as err:
         print(f"rosetta-build: {err}", file=sys.stderr)
         return 1

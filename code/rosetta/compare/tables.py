@@ -123,20 +123,38 @@ def coverage(df, expected=None) -> pd.DataFrame:
 
 # ------------------------------------------------------------------- parity
 
+def speed_setting(df) -> pd.Series:
+    """Per record, the speed setting its run measures ("" for a main run and a float64 parity run).
+
+    A chapter marks such a run ``extra["speed_setting"]`` (CONTRIBUTING.md). Also a speed setting:
+    a run whose matrix products ran below full float32 precision (``extra.matmul_precision`` other
+    than "highest": JAX's default, TF32), and a candidate of the chapter's tuning saved before
+    chapters marked them (``extra.candidate``, or ``extra.setting`` without ``extra.tuning``, which
+    only the main run carries): the JAX records kept from a GPU are such.
+    """
+    def col(name):
+        return df[name] if name in df else pd.Series(None, index=df.index, dtype=object)
+    switch = col("extra.speed_setting")
+    precision = col("extra.matmul_precision")
+    low = precision.notna() & (precision != "highest")
+    switch = switch.where(switch.notna() | ~low, "matmul_precision=" + precision.astype(str))
+    candidate = ("extra.candidate" in df) and df["extra.candidate"].notna()
+    candidate = candidate | (col("extra.setting").notna() & col("extra.tuning").isna())
+    switch = switch.where(switch.notna() | ~candidate, df["variant"] if "variant" in df else "")
+    return switch.fillna("").astype(str)
+
+
 def parity_table(df) -> pd.DataFrame:
     """Largest relative deviation from the NumPy reference, per run; ``device name`` is "cpu" or the
-    GPU's name, ``speed setting`` the switch a run measures outside parity ("" for the others)."""
+    GPU's name, ``speed setting`` the switch a run measures outside parity (:func:`speed_setting`;
+    "" for the others)."""
     cols = ["framework", "model", "variant", "device", "device name", "speed setting", "steps checked",
             "max rel. deviation", "tolerance", "passed"]
     if df.empty:
         return pd.DataFrame(columns=cols)
-    switch = df["extra.speed_setting"] if "extra.speed_setting" in df else pd.Series(None, index=df.index)
-    if "extra.matmul_precision" in df:                  # matrix products below float32 (JAX's default)
-        low = df["extra.matmul_precision"].notna() & (df["extra.matmul_precision"] != "highest")
-        switch = switch.where(~low | switch.notna(), "matmul_precision=" + df["extra.matmul_precision"].astype(str))
     out = pd.DataFrame({
         "framework": df["name"], "model": df["model"].map(MODEL_NAMES), "variant": df["variant"],
-        "device": df["device"], "device name": device_of(df), "speed setting": switch.fillna("").astype(str),
+        "device": df["device"], "device name": device_of(df), "speed setting": speed_setting(df),
         "steps checked": df["parity.steps"].astype(int),
         "max rel. deviation": df["parity.max_rel_dev"], "tolerance": df["parity.tolerance"],
         "passed": df["parity.passed"].astype(bool)})

@@ -47,12 +47,12 @@ def _column(df, name, default):
 
 
 def kind_of_run(df) -> pd.Series:
-    """Per record: "float64 parity run", "speed switch" or "main". A run whose matrix products ran
-    below full float32 precision (``extra.matmul_precision`` other than "highest": JAX's default,
-    TF32 on a recent GPU) is a speed switch, whatever its chapter called it."""
+    """Per record: "float64 parity run", "speed switch" or "main". A speed switch is a run that
+    :func:`rosetta.compare.tables.speed_setting` names: marked so by its chapter, a candidate of its
+    chapter's tuning, or a run whose matrix products ran below full float32 precision (JAX's
+    default, TF32 on a recent GPU), whatever its chapter called it."""
     dtype = _column(df, "extra.dtype", None).fillna("float32")
-    precision = _column(df, "extra.matmul_precision", None)
-    switch = _column(df, "extra.speed_setting", None).notna() | (precision.notna() & (precision != "highest"))
+    switch = tables.speed_setting(df) != ""
     return pd.Series(np.where(dtype == "float64", "float64 parity run", np.where(switch, "speed switch", "main")),
                      index=df.index)
 
@@ -139,8 +139,11 @@ def compile_claim(one_off) -> dict:
     theano_s, others_s = float(cold["seconds"].max()), float(others["seconds"].max())
     parts = words(f"{NAMES[r.framework]} {r.kind.replace('hybridize', 'hybridized').replace('trace', 'traced')} "
                   f"it in {r.seconds:.2g} s" for r in others.itertuples())
+    warm = one_off[(one_off["framework"] == "theano") & (one_off["kind"] == "compile_warm")]
+    warm_text = (f" Once its C modules are cached, a Theano compile costs far less (down to {warm['seconds'].min():.2g} s "
+                 f"for LeNet's training step), a cost this verdict leaves out." if len(warm) else "")
     return {"text": f"Theano took {theano_s:.1f} s to compile the recurrence from an empty compile cache (the cost "
-                    f"a new machine pays); {parts}.",
+                    f"a new machine pays); {parts}.{warm_text}",
             "verdict": "holds" if theano_s > COMPILE_FACTOR * others_s else "does not hold",
             "theano_s": theano_s, "others_s": others_s}
 
@@ -372,10 +375,12 @@ def distributed_claim(dp) -> tuple:
 
 # ---------------------------------------------------------------- summary
 
-def conclusions(parity, speed, lenet_fraction, compile_row, checks, missing, device="cpu") -> list:
-    """The bullets "what this build says", each stated only as far as the data supports it."""
+def conclusions(parity, speed, lenet_fraction, compile_row, checks, missing, device="cpu", general=True) -> list:
+    """The bullets "what this build says" of one device, each stated only as far as the data supports
+    it; ``general`` adds those that hold for the whole build (parity, the compile claim, the loop
+    checks, what is missing): a chapter that calls this once per device says them once."""
     lines = []
-    if len(parity):
+    if general and len(parity):
         lines.append(agreement_sentence(parity))
     best = tables.fastest(speed, "LeNet", device)
     where = "this CPU" if device == "cpu" else device
@@ -394,6 +399,8 @@ def conclusions(parity, speed, lenet_fraction, compile_row, checks, missing, dev
         lines.append(f"The median LeNet run on {where} uses {med:.0f}% of the float32 matrix-multiply rate measured "
                      f"there, the best {lenet_fraction['fraction of peak (%)'].max():.0f}%"
                      + (": for most runs, overheads weigh more than arithmetic." if med < 50 else "."))
+    if not general:
+        return lines
     if np.isfinite(compile_row["theano_s"]) and np.isfinite(compile_row["others_s"]):
         lines.append(f"Compiling the control-flow loop from an empty cache took Theano {compile_row['theano_s']:.1f} s, "
                      f"{compile_row['theano_s'] / compile_row['others_s']:.0f} times the longest trace or hybridize "
