@@ -138,6 +138,7 @@ def test_small_numbers_are_shown_in_scientific_notation():
     assert verdicts.sci(4.3e-06) == "4.30e-06" and verdicts.sci(3.6e-07) == "3.60e-07"
     assert verdicts.sci(0.0) == "0" and verdicts.sci(12.3456) == "12.35" and verdicts.sci(float("nan")) == "–"
     assert verdicts.sci(True) == "True" and verdicts.sci("x") == "x"
+    assert verdicts.sci(60000.0) == "60000" and verdicts.sci(70460.4) == "70460"      # counts: no exponent
 
 
 # --------------------------------------------------------------- one-off cost

@@ -37,6 +37,8 @@ def sci(value) -> str:
     value = float(value)
     if value == 0:
         return "0"
+    if abs(value) >= 1e4:               # counts and large times: all their digits, no exponent
+        return f"{value:.0f}"
     return f"{value:.2e}" if abs(value) < 1e-2 else f"{value:.4g}"
 
 
