@@ -136,6 +136,8 @@ def test_jobs_run_chapters_side_by_side_and_the_last_one_after_them(book_root):
     build_dir = book_root / "_build"
     with pytest.raises(build.BuildError, match="for quick mode .* only"):
         build.build(book_root, build_dir, html=False, jobs=2, log=quiet)
+    with pytest.raises(build.BuildError, match="jobs=0"):
+        build.build(book_root, build_dir, quick=True, html=False, jobs=0, log=quiet)
     results = build.build(book_root, build_dir, quick=True, html=False, jobs=2, log=quiet)
     assert [(r.name, r.ok) for r in results] == [("good", True), ("bad", False), ("summary", True)]
     (g0, g1, g_records), (b0, b1, b_records) = (json.loads((build_dir / "times" / f"{n}.json").read_text())

@@ -152,7 +152,7 @@ def test_warmup_counts_the_cold_compile_never_cold_plus_warm(tmp_path):
     warm = compare.warmup_table(load(tmp_path)).set_index("framework")
     assert warm.loc["Theano", "one-off (s)"] == pytest.approx(20.0)                 # not 22
     assert warm.loc["Theano", "one-off + first steps (s)"] == pytest.approx(20.0 + theano["timing"]["warmup_s"])
-    assert "compile_cold" in warm.loc["Theano", "one-off is"] and "warm" not in warm.loc["Theano", "one-off is"]
+    assert "empty cache" in warm.loc["Theano", "one-off is"] and "filled" not in warm.loc["Theano", "one-off is"]
     assert warm.loc["TensorFlow", "one-off (s)"] == pytest.approx(0.5)
     assert np.isnan(warm.loc["PyTorch", "one-off (s)"])
     assert compare.one_off_cost([{"name": "c", "kind": "compile_warm", "seconds": 2.0}])[0] == 2.0   # alone, it counts

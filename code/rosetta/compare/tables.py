@@ -444,7 +444,7 @@ def one_off_cost(entries) -> tuple:
         entries = [e for e in entries if e["kind"] != "compile_warm"]
     if not entries:
         return float("nan"), ""
-    return float(sum(e["seconds"] for e in entries)), ", ".join(f"{e['name']} ({e['kind']})" for e in entries)
+    return float(sum(e["seconds"] for e in entries)), ", ".join(records.one_off_words(e) for e in entries)
 
 
 def one_off_table(df) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rosetta.core import timing, weights
+from rosetta.core import records, timing, weights
 
 HIDDEN = 16
 STREAM = 20                      # weights.rng sub-stream of this problem
@@ -178,7 +178,7 @@ def sentence(rec) -> str:
     return (f"{len(good)} of {len(checks)} checks agree with the NumPy reference within {TOLERANCE:.0e}"
             + (f" (largest deviation {worst:.1e})" if good else "")
             + (f"; wrong: {', '.join(bad)}" if bad else "")
-            + (f". Building the loop ({cost['kind'].replace('_', ' ')}) took {cost['seconds']:.2g} s" if cost else "")
+            + (f". Building the loop ({records.ONE_OFF_WORDS[cost['kind']]}) took {cost['seconds']:.2g} s" if cost else "")
             + f"; at {rec['extra']['lengths'][-1]} steps a call takes {1e6 * rec['timing']['median_s']:.0f} µs.")
 
 
@@ -190,7 +190,6 @@ def save(recorder, loop: Loop, measured: dict, seed: int):
     ``extra`` holds every check, the timing per length and the body count; the build's one-off
     cost is typed (``one_off``).
     """
-    from rosetta.core import records
     on_cpu = records.Recorder(**{**recorder.common, "device": "cpu", "device_name": records.cpu_name()},
                               folder=recorder.folder)          # the loop runs on NumPy arrays, on the CPU
     plain = [c for c in measured["checks"] if c["construct"] == "plain loop"]

@@ -26,6 +26,15 @@ REQUIRED = ("schema", "framework", "framework_version", "variant", "model", "dev
             "date")
 # One-off costs a run pays before (or apart from) its steps, by kind.
 ONE_OFF_KINDS = ("trace", "compile_cold", "compile_warm", "hybridize", "export")
+# each kind as the pages say it
+ONE_OFF_WORDS = {"trace": "trace", "compile_cold": "compile, empty cache", "compile_warm": "compile, filled cache",
+                 "hybridize": "hybridize", "export": "export"}
+
+
+def one_off_words(entry: dict) -> str:
+    """A typed one-off cost in words: its name, and its kind where the name does not say it."""
+    kind = ONE_OFF_WORDS.get(entry["kind"], entry["kind"])
+    return entry["name"] if entry["name"].startswith(entry["kind"]) else f"{entry['name']} ({kind})"
 
 
 class RecordError(ValueError):
