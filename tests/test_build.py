@@ -12,13 +12,17 @@ import pytest
 from rosetta.book import build
 from rosetta.core import records
 
-CHAPTER = """\
+# a fixture chapter's front matter and title (str.format: {name})
+HEADER = """\
 ---
 jupytext:
   text_representation: {{extension: .md, format_name: myst}}
 kernelspec: {{display_name: Python 3, language: python, name: python3}}
 ---
 # {name}
+"""
+
+CHAPTER = HEADER + """
 
 ```{{code-cell}} ipython3
 :tags: [parameters]
@@ -97,13 +101,7 @@ def test_unknown_chapter_and_missing_kernel_are_clear(book_root):
         build.build(book_root, book_root / "_build", html=False, kernel="no-such-kernel")
 
 
-SIDE_BY_SIDE = """\
----
-jupytext:
-  text_representation: {{extension: .md, format_name: myst}}
-kernelspec: {{display_name: Python 3, language: python, name: python3}}
----
-# {name}
+SIDE_BY_SIDE = HEADER + """
 
 ```{{code-cell}} ipython3
 import json, os, time

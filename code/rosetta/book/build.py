@@ -30,10 +30,12 @@ It exits non-zero, naming each failed chapter and its error, if any chapter fail
 chapters alone leave it at zero.
 """
 import argparse
+import concurrent.futures
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 import difflib
 import json
+import multiprocessing
 import os
 from pathlib import Path
 import re
@@ -439,7 +441,6 @@ def build(root: Path, build_dir: Path, quick=False, only=(), parameters=None, ht
         results[name] = res
 
     def wait_for_running():                 # each chapter's outcome as soon as it has one
-        import concurrent.futures
         names = {future: name for name, (_, future, _) in running.items()}
         for future in concurrent.futures.as_completed(names):
             name = names[future]
@@ -453,8 +454,6 @@ def build(root: Path, build_dir: Path, quick=False, only=(), parameters=None, ht
 
     pool = None
     if jobs > 1:
-        import concurrent.futures
-        import multiprocessing
         pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
     try:
         for i, name in enumerate(selected, 1):

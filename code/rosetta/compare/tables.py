@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rosetta.core import flops, records, weights
+from rosetta.core import flops, records, timing, weights
 from rosetta.core.paths import build_dir  # noqa: F401  (the chapter's compare.build_dir())
 
 # Every framework the comparison reads: the records' framework name -> (its name on the page, the chapter
@@ -138,8 +138,7 @@ def speed_setting(df) -> pd.Series:
     precision = col("extra.matmul_precision")
     low = precision.notna() & (precision != "highest")
     switch = switch.where(switch.notna() | ~low, "matmul_precision=" + precision.astype(str))
-    candidate = ("extra.candidate" in df) and df["extra.candidate"].notna()
-    candidate = candidate | (col("extra.setting").notna() & col("extra.tuning").isna())
+    candidate = col("extra.candidate").notna() | (col("extra.setting").notna() & col("extra.tuning").isna())
     switch = switch.where(switch.notna() | ~candidate, df["variant"] if "variant" in df else "")
     return switch.fillna("").astype(str)
 
@@ -236,8 +235,8 @@ def speed_table(df) -> pd.DataFrame:
 
 
 def level(a, b) -> bool:
-    """Whether two runs' step times are level: their interquartile ranges overlap (no difference measured)."""
-    return bool(a["q1 (ms)"] <= b["q3 (ms)"] and b["q1 (ms)"] <= a["q3 (ms)"])
+    """Whether two rows of :func:`speed_table` are level (:func:`rosetta.core.timing.level`)."""
+    return timing.level({"q1_s": a["q1 (ms)"], "q3_s": a["q3 (ms)"]}, {"q1_s": b["q1 (ms)"], "q3_s": b["q3 (ms)"]})
 
 
 def fastest(speed, model, device) -> dict:

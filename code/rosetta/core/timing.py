@@ -71,6 +71,12 @@ class Probe:
         return {"timing": out, "memory": self.memory.result()}
 
 
+def level(a: dict, b: dict) -> bool:
+    """Whether two timing summaries (``q1_s``, ``q3_s``, as :func:`stats` gives them) are level:
+    their interquartile ranges overlap, so no difference between them was measured."""
+    return bool(a["q1_s"] <= b["q3_s"] and b["q1_s"] <= a["q3_s"])
+
+
 def time_call(fn, sync=None) -> float:
     """Seconds one call of ``fn`` takes (for one-off costs: compiling, tracing, hybridizing)."""
     t0 = time.perf_counter()
